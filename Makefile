@@ -1,0 +1,37 @@
+# zcc — conformance and simulation harness for Zeek cluster controllers.
+GO       ?= go
+BIN      ?= bin
+FUZZTIME ?= 15s
+export CGO_ENABLED ?= 0
+
+.PHONY: all build test vet fmt-check unit bench fuzz clean
+
+all: build
+
+## build: the static zcc binary in bin/
+build:
+	$(GO) build -trimpath -o $(BIN)/zcc ./cmd/zcc
+
+## test: vet, gofmt check, and every test with the race detector
+test: vet fmt-check unit
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+unit:
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 9m ./...
+
+## bench: every Go benchmark, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 15s)
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) bash scripts/fuzz.sh
+
+clean:
+	rm -rf $(BIN)
