@@ -114,9 +114,9 @@ func expectedMessages() map[string]api.Message {
 			Reqid: "91d0c2aa-6a5b-11ec-9d1e-0242ac110002", Success: false,
 			Error: "request " + clientReqid + " still pending",
 		}}},
-		"test_timeout_request":  api.TestTimeoutRequest{Reqid: clientReqid, WithState: true},
-		"test_timeout_response": api.TestTimeoutResponse{Reqid: clientReqid, Result: timedOut},
-		"notify_agents_ready":   api.NotifyAgentsReady{Instances: []string{"instance-1", "instance-2"}},
+		"test_timeout_request":            api.TestTimeoutRequest{Reqid: clientReqid, WithState: true},
+		"test_timeout_response":           api.TestTimeoutResponse{Reqid: clientReqid, Result: timedOut},
+		"notify_agents_ready":             api.NotifyAgentsReady{Instances: []string{"instance-1", "instance-2"}},
 		"agent_set_configuration_request": api.AgentSetConfigurationRequest{Reqid: agentReqid, Config: zeekClientConfig()},
 		"agent_set_configuration_response": api.AgentSetConfigurationResponse{Reqid: agentReqid, Result: api.Result{
 			Reqid: agentReqid, Instance: "instance-1", Success: true,
