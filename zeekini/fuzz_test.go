@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/zcc-harness/zcc/api"
 )
 
 // FuzzParse checks that no input panics, that every error names the file
@@ -73,6 +75,18 @@ func FuzzParse(f *testing.F) {
 			if n.Env == nil || n.Scripts.Set || n.Options.Set || n.MetricsPort.Set {
 				t.Fatalf("node %q has fields zeek-client 0.2 never sets: %#v", n.Name, n)
 			}
+		}
+		// What parses must go on the wire and come back unchanged.
+		ev, err := api.CC42.Encode(api.SetConfigurationRequest{Reqid: "r", Config: cfg})
+		if err != nil {
+			t.Fatalf("parsed configuration does not encode: %v", err)
+		}
+		back, err := api.CC42.Decode(ev)
+		if err != nil {
+			t.Fatalf("encoded configuration does not decode: %v", err)
+		}
+		if got := back.(api.SetConfigurationRequest).Config; !got.Equal(cfg) {
+			t.Fatalf("round trip changed the configuration:\n got %#v\nwant %#v", got, cfg)
 		}
 	})
 }
