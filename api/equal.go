@@ -9,9 +9,12 @@ import (
 )
 
 // Equality with the wire's meaning, for tests and for fake agents that
-// check what they received: sets compare as sets, nil and empty
-// collections are the same, an unset Opt ignores its V, and Result.Data
-// compares as Broker data (broker.Equal).
+// check what they received: a Configuration's instances and nodes and a
+// Node's options compare as sets, nil and empty collections are the same,
+// an unset Opt ignores its V, and Result.Data compares as Broker data
+// (broker.Equal). Other slices compare in order, including the []string
+// that travel as sets (NotifyAgentsReady.Instances): Decode returns those
+// in Broker's sorted order, so sort an expected list before comparing.
 
 // Equal reports whether two Instances are the same record.
 func (in Instance) Equal(o Instance) bool {
