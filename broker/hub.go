@@ -1,0 +1,450 @@
+package broker
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Hub defaults.
+const (
+	DefaultPath             = "/v1/messages/json"
+	DefaultHubVersion       = "zcc"
+	DefaultHubMaxFrameSize  = 1 << 20
+	DefaultHubQueueSize     = 1024
+	DefaultHandshakeTimeout = 10 * time.Second
+	// hardFrameCeilingFactor: frames up to this many times MaxFrameSize are
+	// read and discarded with an error frame; anything larger closes the
+	// connection (1009), so a hostile peer cannot make the hub read
+	// unbounded data.
+	hardFrameCeilingFactor = 64
+)
+
+// CodeInvalidApplicationName is the error code Zeek ≥ 8.1 sends for a bad
+// X-Application-Name header.
+const CodeInvalidApplicationName = "invalid_application_name"
+
+// OverflowPolicy says what a Hub does when a client's outbound queue is full.
+type OverflowPolicy int
+
+const (
+	// DropOldest discards the oldest queued frame to make room, as Broker
+	// ≤ 8.0 did with its per-client buffer. The client stays connected.
+	DropOldest OverflowPolicy = iota
+	// Disconnect closes the client (1008, "outbound queue overflow").
+	Disconnect
+)
+
+func (p OverflowPolicy) String() string {
+	switch p {
+	case DropOldest:
+		return "drop-oldest"
+	case Disconnect:
+		return "disconnect"
+	}
+	return fmt.Sprintf("OverflowPolicy(%d)", int(p))
+}
+
+// HubOptions configures a Hub. Zero values give the defaults.
+type HubOptions struct {
+	Endpoint         string         // ack endpoint; default "<random uuid>-websocket-<n>" per connection (as Zeek 8.1)
+	Version          string         // ack version; default "zcc"
+	Path             string         // default "/v1/messages/json"
+	MaxFrameSize     int64          // default 1 MiB; larger frames get an error frame and are discarded; above 64x the connection closes 1009
+	QueueSize        int            // per-client outbound queue (frames); default 1024
+	Overflow         OverflowPolicy // default DropOldest
+	PingInterval     time.Duration  // 0 = no pings; otherwise ping at connect and every interval, close 1011 "Ping timeout" when a pong is missing at the next tick
+	HandshakeTimeout time.Duration  // how long a client may take to send its subscriptions; default 10 s
+	// WriteTimeout bounds one frame write to a client; a client that
+	// stays blocked that long is disconnected. Default: 2 x PingInterval
+	// when pinging (a client that cannot take a frame cannot take a
+	// ping either), otherwise none (the queue's overflow policy applies).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger // default: discard
+}
+
+// PeerID identifies a Hub client or local subscriber. 0 is never used.
+type PeerID uint64
+
+// Delivery is one data message handed to a local subscriber. Raw is the
+// frame's JSON text, shared with every other recipient: do not modify it.
+type Delivery struct {
+	From  PeerID
+	Topic string
+	Data  Value
+	Raw   []byte
+}
+
+// PeerEvent reports a client that connected (after a good handshake) or
+// disconnected.
+type PeerEvent struct {
+	ID          PeerID
+	Connected   bool
+	Remote      string   // client's address, host:port
+	Topics      []string // its subscription prefixes
+	Reason      string   // why it disconnected (empty on connect)
+	Application string   // X-Application-Name header, "unknown" if absent (as in Zeek)
+}
+
+// HubStats are the Hub's counters. Counters only grow; Clients and Locals
+// are current values.
+type HubStats struct {
+	Clients             int    // connected clients (handshake done)
+	Locals              int    // in-process subscribers
+	Accepted            uint64 // clients that completed the handshake
+	Delivered           uint64 // frames queued to clients plus calls of local handlers
+	Dropped             uint64 // frames discarded by DropOldest
+	OverflowDisconnects uint64 // clients closed by the Disconnect policy
+	Oversized           uint64 // frames above MaxFrameSize
+	BadFrames           uint64 // frames answered with an error frame (undecodable, binary, ack/error from a client)
+	BadHandshakes       uint64 // connections whose first frame was not a list of strings, or never came
+	PingsSent           uint64
+	Pongs               uint64
+	PingTimeouts        uint64
+	WriteTimeouts       uint64
+}
+
+type hubCounters struct {
+	accepted, delivered, dropped, overflowDisconnects, oversized,
+	badFrames, badHandshakes, pingsSent, pongs, pingTimeouts, writeTimeouts atomic.Uint64
+}
+
+// Hub is the server side of Broker's WebSocket JSON API: an http.Handler
+// for /v1/messages/json that routes each client's data messages to every
+// other subscriber (clients and in-process Locals) whose topic prefix
+// matches, never back to the sender.
+//
+// Each client has a bounded outbound queue drained by its own writer
+// goroutine, so a slow client never blocks the hub, the sender or other
+// clients; when its queue is full the Overflow policy applies.
+type Hub struct {
+	opts     HubOptions
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+	uuid     string
+	connSeq  atomic.Uint64
+	nextID   atomic.Uint64
+	stats    hubCounters
+
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*hubClient]struct{} // every upgraded connection, handshake done or not
+	clients map[PeerID]*hubClient   // clients past the handshake
+	locals  map[PeerID]*Local
+	onPeer  []func(PeerEvent)
+	// subs is the routing table, rebuilt under mu on every change and read
+	// without locks, so routing never waits for (un)subscriptions.
+	subs atomic.Pointer[[]subscriber]
+	wg   sync.WaitGroup
+}
+
+// subscriber is one routing table entry: exactly one of client and local is set.
+type subscriber struct {
+	id       PeerID
+	prefixes []string
+	client   *hubClient
+	local    *Local
+}
+
+// NewHub returns a Hub with opts (defaults filled in).
+func NewHub(opts HubOptions) *Hub {
+	if opts.Version == "" {
+		opts.Version = DefaultHubVersion
+	}
+	if opts.Path == "" {
+		opts.Path = DefaultPath
+	}
+	if opts.MaxFrameSize <= 0 {
+		opts.MaxFrameSize = DefaultHubMaxFrameSize
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultHubQueueSize
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.WriteTimeout <= 0 && opts.PingInterval > 0 {
+		opts.WriteTimeout = 2 * opts.PingInterval
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	h := &Hub{
+		opts:    opts,
+		log:     log,
+		uuid:    newUUID(),
+		conns:   map[*hubClient]struct{}{},
+		clients: map[PeerID]*hubClient{},
+		locals:  map[PeerID]*Local{},
+	}
+	h.upgrader = websocket.Upgrader{HandshakeTimeout: opts.HandshakeTimeout}
+	empty := []subscriber{}
+	h.subs.Store(&empty)
+	return h
+}
+
+// newUUID returns a random (version 4) UUID, the form of a Broker endpoint id.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// OnPeer registers fn for connect and disconnect notifications. fn runs on
+// the client's own goroutine; it must not block for long and must not call
+// Hub.Close. Register before serving: clients that connected earlier are
+// not reported.
+func (h *Hub) OnPeer(fn func(PeerEvent)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.onPeer = append(h.onPeer, fn)
+}
+
+func (h *Hub) notify(ev PeerEvent) {
+	h.mu.Lock()
+	fns := slices.Clone(h.onPeer)
+	h.mu.Unlock()
+	for _, fn := range fns {
+		fn(ev)
+	}
+}
+
+// rebuild recomputes the routing table; h.mu must be held.
+func (h *Hub) rebuild() {
+	subs := make([]subscriber, 0, len(h.clients)+len(h.locals))
+	for id, c := range h.clients {
+		subs = append(subs, subscriber{id: id, prefixes: c.topics, client: c})
+	}
+	for id, l := range h.locals {
+		subs = append(subs, subscriber{id: id, prefixes: l.prefixes, local: l})
+	}
+	// A stable order makes delivery order across subscribers repeatable.
+	slices.SortFunc(subs, func(a, b subscriber) int {
+		switch {
+		case a.id < b.id:
+			return -1
+		case a.id > b.id:
+			return 1
+		}
+		return 0
+	})
+	h.subs.Store(&subs)
+}
+
+// route delivers one data message from `from` to every other matching
+// subscriber. The frame is encoded once, on the first match, and the bytes
+// are shared. Locals' handlers run here, on the sender's goroutine.
+func (h *Hub) route(from PeerID, topic string, data Value) error {
+	var raw []byte
+	for _, s := range *h.subs.Load() {
+		if s.id == from || !MatchesPrefix(topic, s.prefixes) {
+			continue
+		}
+		if raw == nil {
+			var err error
+			if raw, err = DataFrame(topic, data).AppendJSON(make([]byte, 0, 256)); err != nil {
+				return fmt.Errorf("encode data message for %q: %w", topic, err)
+			}
+		}
+		if s.client != nil {
+			if s.client.enqueue(raw) {
+				h.stats.delivered.Add(1)
+			}
+			continue
+		}
+		if s.local.closed.Load() {
+			continue
+		}
+		h.stats.delivered.Add(1)
+		s.local.handler(Delivery{From: from, Topic: topic, Data: data, Raw: raw})
+	}
+	return nil
+}
+
+// Subscribe adds an in-process subscriber for prefixes. handler receives
+// every data message on a matching topic from clients and other Locals.
+//
+// handler runs synchronously on the sender's goroutine (a client's reader,
+// or the goroutine calling another Local's Publish), so a slow handler
+// slows down that sender only, and handler may be called concurrently for
+// different senders. It may call Publish (no lock is held while it runs)
+// and Close, but it must not call Hub.Close or Server.Close, which wait for
+// the very goroutine the handler is running on, nor block waiting for a
+// later message from the same sender. A handler already running when Close
+// is called may still finish after Close returns.
+func (h *Hub) Subscribe(prefixes []string, handler func(Delivery)) *Local {
+	l := &Local{
+		id:       PeerID(h.nextID.Add(1)),
+		hub:      h,
+		prefixes: slices.Clone(prefixes),
+		handler:  handler,
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		l.closed.Store(true)
+		return l
+	}
+	h.locals[l.id] = l
+	h.rebuild()
+	return l
+}
+
+// Local is an in-process subscriber and publisher on a Hub.
+type Local struct {
+	id       PeerID
+	hub      *Hub
+	prefixes []string
+	handler  func(Delivery)
+	closed   atomic.Bool
+}
+
+// ID returns the Local's peer id (the From of what it publishes).
+func (l *Local) ID() PeerID { return l.id }
+
+// Publish sends v on topic to every other matching subscriber, never back
+// to l. It does not wait for clients (their queues absorb or drop), but it
+// does run matching Locals' handlers before returning.
+func (l *Local) Publish(topic string, v Value) error {
+	if l.closed.Load() {
+		return fmt.Errorf("publish to %q from local subscriber %d: %w", topic, l.id, ErrClosed)
+	}
+	if err := l.hub.route(l.id, topic, v); err != nil {
+		return fmt.Errorf("publish from local subscriber %d: %w", l.id, err)
+	}
+	return nil
+}
+
+// PublishEvent sends ev on topic (see Publish).
+func (l *Local) PublishEvent(topic string, ev Event) error { return l.Publish(topic, ev.Value()) }
+
+// Close unsubscribes l; later Publish calls fail with ErrClosed.
+func (l *Local) Close() {
+	if l.closed.Swap(true) {
+		return
+	}
+	h := l.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.locals, l.id)
+	h.rebuild()
+}
+
+// SendError queues one error frame to client `to`.
+func (h *Hub) SendError(to PeerID, code, context string) error {
+	h.mu.Lock()
+	c := h.clients[to]
+	h.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("send error frame to peer %d: no such client", to)
+	}
+	if !c.sendFrame(ErrorFrame(code, context)) {
+		return fmt.Errorf("send error frame to peer %d: %w", to, ErrClosed)
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the counters.
+func (h *Hub) Stats() HubStats {
+	h.mu.Lock()
+	clients, locals := len(h.clients), len(h.locals)
+	h.mu.Unlock()
+	s := &h.stats
+	return HubStats{
+		Clients:             clients,
+		Locals:              locals,
+		Accepted:            s.accepted.Load(),
+		Delivered:           s.delivered.Load(),
+		Dropped:             s.dropped.Load(),
+		OverflowDisconnects: s.overflowDisconnects.Load(),
+		Oversized:           s.oversized.Load(),
+		BadFrames:           s.badFrames.Load(),
+		BadHandshakes:       s.badHandshakes.Load(),
+		PingsSent:           s.pingsSent.Load(),
+		Pongs:               s.pongs.Load(),
+		PingTimeouts:        s.pingTimeouts.Load(),
+		WriteTimeouts:       s.writeTimeouts.Load(),
+	}
+}
+
+// Peers lists the connected clients (not Locals), ordered by id.
+func (h *Hub) Peers() []PeerEvent {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]PeerEvent, 0, len(h.clients))
+	for _, c := range h.clients {
+		out = append(out, c.peerEvent(true, ""))
+	}
+	slices.SortFunc(out, func(a, b PeerEvent) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Close closes every client (1001 "Terminating", as Zeek does on
+// shutdown) and every Local, refuses new connections, and waits for all
+// client goroutines. It must not be called from a Local's handler or an
+// OnPeer callback.
+func (h *Hub) Close() error {
+	h.mu.Lock()
+	h.closed = true
+	all := make([]*hubClient, 0, len(h.conns))
+	for c := range h.conns {
+		all = append(all, c)
+	}
+	for _, l := range h.locals {
+		l.closed.Store(true)
+	}
+	clear(h.locals)
+	h.rebuild()
+	h.mu.Unlock()
+	for _, c := range all {
+		c.shutdown(websocket.CloseGoingAway, "Terminating", "hub closed", true)
+	}
+	h.wg.Wait()
+	return nil
+}
+
+// ServeHTTP upgrades requests on the Hub's path and serves the client
+// until it disconnects. Other paths get 404 naming the right one.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != h.opts.Path {
+		http.Error(w, "invalid path; use "+h.opts.Path, http.StatusNotFound)
+		return
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		http.Error(w, "hub closed", http.StatusServiceUnavailable)
+		return
+	}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer h.wg.Done()
+
+	ws, err := h.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already answered with an HTTP error.
+		h.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	c := newHubClient(h, ws, r)
+	c.serve()
+}
