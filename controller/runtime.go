@@ -1,0 +1,358 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zcc-harness/zcc/api"
+	"github.com/zcc-harness/zcc/broker"
+)
+
+// Options configures a running controller. Zero values give Zeek 4.2's
+// defaults where Zeek has one.
+type Options struct {
+	// ListenAddr is where the WebSocket server listens; default
+	// "127.0.0.1:0" (an ephemeral port, see Controller.URL).
+	ListenAddr string
+	// Profile is the API dialect; default api.CC42, the only one the
+	// reference controller speaks.
+	Profile *api.Profile
+	// Name is the controller's node name in log records; default
+	// "controller-<hostname>", as Zeek's ClusterController::name.
+	Name string
+	// Mode is ModeZeek42 (default) or ModeFixed.
+	Mode Mode
+	// RequestTimeout is how old a request must be to expire; default 10 s.
+	RequestTimeout time.Duration
+	// SweepInterval is how often expired requests are swept (Zeek's
+	// table_expire_interval); default 10 s. A request times out between
+	// RequestTimeout and RequestTimeout + SweepInterval after it arrived.
+	SweepInterval time.Duration
+	// ConnectRetry is the pause between attempts to reach a listening
+	// agent; default 1 s.
+	ConnectRetry time.Duration
+	// Logger receives the controller's log (spec §8) with attributes role
+	// and node; default: discard.
+	Logger *slog.Logger
+	// Hub is passed to broker.NewHub (frame size limit, queue sizes, …).
+	// Its Logger defaults to Logger.
+	Hub broker.HubOptions
+	// ObserverBuffer is the capacity of the AgentsReady and Logs streams;
+	// default 1024. When a stream is full its oldest entry is dropped, so
+	// an unread stream never slows the controller down.
+	ObserverBuffer int
+	// NewID generates request ids; default: 15 random alphanumerics, like
+	// Zeek's unique_id("").
+	NewID func() string
+}
+
+// Defaults of the runtime.
+const (
+	DefaultListenAddr     = "127.0.0.1:0"
+	DefaultConnectRetry   = time.Second
+	DefaultObserverBuffer = 1024
+	inputQueue            = 4096
+	dialQueue             = 1024
+)
+
+// Controller is a running reference controller: a Core fed by one event
+// loop, behind a broker Hub served over WebSocket.
+type Controller struct {
+	opts    Options
+	profile *api.Profile
+	log     *slog.Logger
+
+	mu   sync.Mutex // guards core
+	core *Core
+
+	hub    *broker.Hub
+	server *broker.Server
+	local  *broker.Local
+
+	inputs chan Input
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	loopWG sync.WaitGroup
+	dialWG sync.WaitGroup
+
+	dialMu  sync.Mutex
+	dialers map[string]bool        // host:port being dialled
+	dialed  map[uint64]*dialedConn // live dialled connections by peer id
+	dialSeq uint64
+
+	agentsReady chan api.NotifyAgentsReady
+	logs        chan LogRecord
+
+	stopAfter func() bool
+	closeOnce sync.Once
+	closeErr  error
+	done      chan struct{}
+}
+
+// Start starts a controller. It runs until Close is called or ctx ends.
+func Start(ctx context.Context, opts Options) (*Controller, error) {
+	if opts.ListenAddr == "" {
+		opts.ListenAddr = DefaultListenAddr
+	}
+	if opts.Profile == nil {
+		opts.Profile = api.CC42
+	}
+	if opts.Name == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "localhost"
+		}
+		opts.Name = "controller-" + host
+	}
+	if opts.ConnectRetry == 0 {
+		opts.ConnectRetry = DefaultConnectRetry
+	}
+	if opts.ConnectRetry < 0 {
+		return nil, fmt.Errorf("controller: connect retry %v is negative", opts.ConnectRetry)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.ObserverBuffer <= 0 {
+		opts.ObserverBuffer = DefaultObserverBuffer
+	}
+	if opts.NewID == nil {
+		opts.NewID = RandomID
+	}
+	core, err := NewCore(Config{
+		Profile:        opts.Profile,
+		Mode:           opts.Mode,
+		RequestTimeout: opts.RequestTimeout,
+		SweepInterval:  opts.SweepInterval,
+		NewID:          opts.NewID,
+		Start:          time.Now(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	hubOpts := opts.Hub
+	if hubOpts.Logger == nil {
+		hubOpts.Logger = opts.Logger.With("component", "hub")
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	c := &Controller{
+		opts:        opts,
+		profile:     opts.Profile,
+		log:         opts.Logger.With("role", "CONTROLLER", "node", opts.Name),
+		core:        core,
+		hub:         broker.NewHub(hubOpts),
+		inputs:      make(chan Input, inputQueue),
+		ctx:         runCtx,
+		cancel:      cancel,
+		dialers:     map[string]bool{},
+		dialed:      map[uint64]*dialedConn{},
+		agentsReady: make(chan api.NotifyAgentsReady, opts.ObserverBuffer),
+		logs:        make(chan LogRecord, opts.ObserverBuffer),
+		done:        make(chan struct{}),
+	}
+	c.hub.OnPeer(c.onPeer)
+	c.local = c.hub.Subscribe([]string{c.profile.ControllerTopic, c.profile.AgentTopicPrefix}, c.deliver)
+	c.server, err = broker.Serve(ctx, opts.ListenAddr, c.hub)
+	if err != nil {
+		cancel()
+		c.local.Close()
+		_ = c.hub.Close()
+		return nil, fmt.Errorf("controller: listen on %s: %w", opts.ListenAddr, err)
+	}
+	c.loopWG.Add(1)
+	go c.loop()
+	c.stopAfter = context.AfterFunc(ctx, func() { _ = c.Close() })
+	c.emitLog(LogRecord{Level: slog.LevelInfo, Msg: "controller is live"}, "url", c.server.URL(), "mode", opts.Mode.String())
+	return c, nil
+}
+
+// URL is the controller's WebSocket URL, ws://HOST:PORT/v1/messages/json.
+func (c *Controller) URL() string { return c.server.URL() }
+
+// Addr is the listening address.
+func (c *Controller) Addr() net.Addr { return c.server.Addr() }
+
+// AgentsReady streams every notify_agents_ready the controller raises.
+// The stream is closed by Close.
+func (c *Controller) AgentsReady() <-chan api.NotifyAgentsReady { return c.agentsReady }
+
+// Logs streams the controller's log records (the same lines as Logger
+// gets, debug included). The stream is closed by Close.
+func (c *Controller) Logs() <-chan LogRecord { return c.logs }
+
+// Snapshot returns a copy of the controller's state. It may be called
+// from any goroutine, also after Close.
+func (c *Controller) Snapshot() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.core.Snapshot()
+}
+
+// Done is closed when the controller has shut down.
+func (c *Controller) Done() <-chan struct{} { return c.done }
+
+// Close stops the controller: the listener, every client and dialled
+// connection, and the event loop. It waits for all of its goroutines and
+// is safe to call more than once.
+func (c *Controller) Close() error {
+	c.closeOnce.Do(func() {
+		if c.stopAfter != nil {
+			c.stopAfter()
+		}
+		c.cancel()
+		c.closeErr = c.server.Close()
+		c.loopWG.Wait()
+		c.dialWG.Wait()
+		close(c.agentsReady)
+		close(c.logs)
+		close(c.done)
+	})
+	return c.closeErr
+}
+
+// --- inputs ------------------------------------------------------------------
+
+// deliver runs on the sender's goroutine: decoding happens there, in
+// parallel, and only typed inputs reach the loop.
+func (c *Controller) deliver(d broker.Delivery) {
+	c.enqueue(c.decode(d.Topic, d.Data, Peer{Kind: PeerHub, ID: uint64(d.From)}))
+}
+
+func (c *Controller) decode(topic string, data broker.Value, from Peer) Input {
+	ev, err := broker.EventFromValue(data)
+	if err != nil {
+		return Undecodable{Topic: topic, From: from, Err: fmt.Errorf("payload is not a Zeek event: %w", err)}
+	}
+	m, err := c.profile.Decode(ev)
+	if err != nil {
+		return Undecodable{Topic: topic, From: from, Err: err}
+	}
+	return Receive{Topic: topic, From: from, Msg: m}
+}
+
+func (c *Controller) onPeer(ev broker.PeerEvent) {
+	if ev.Connected {
+		return
+	}
+	c.enqueue(PeerLost{Peer: Peer{Kind: PeerHub, ID: uint64(ev.ID)}})
+}
+
+// enqueue hands an input to the loop, waiting while the loop is behind
+// (backpressure on the sender) unless the controller is closing.
+func (c *Controller) enqueue(in Input) {
+	select {
+	case c.inputs <- in:
+	case <-c.ctx.Done():
+	}
+}
+
+// --- the event loop ------------------------------------------------------------
+
+func (c *Controller) loop() {
+	defer c.loopWG.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		var in Input
+		select {
+		case <-c.ctx.Done():
+			timer.Stop()
+			return
+		case in = <-c.inputs:
+		case <-timer.C:
+			in = Tick{}
+		}
+		c.mu.Lock()
+		out := c.core.Step(time.Now(), in)
+		c.mu.Unlock()
+		c.apply(out)
+		timer.Stop()
+		if !out.Wake.IsZero() {
+			timer.Reset(max(time.Until(out.Wake), 0))
+		}
+	}
+}
+
+// apply carries out one step's output.
+func (c *Controller) apply(out Output) {
+	for _, l := range out.Logs {
+		c.emitLog(l)
+	}
+	for _, o := range out.Publish {
+		c.publish(o)
+	}
+	for _, e := range out.Errors {
+		if e.To.Kind != PeerHub {
+			c.log.Debug("no error frame for " + e.To.String() + ": only clients of the controller's hub can receive one")
+			continue
+		}
+		if err := c.hub.SendError(broker.PeerID(e.To.ID), e.Code, e.Context); err != nil {
+			c.log.Debug(fmt.Sprintf("error frame to %s not sent: %v", e.To, err))
+		}
+	}
+	for _, r := range out.AgentsReady {
+		offer(c.agentsReady, r)
+	}
+	for _, d := range out.Dials {
+		c.startDialer(d)
+	}
+}
+
+func (c *Controller) publish(o Outbound) {
+	ev, err := c.profile.Encode(o.Msg)
+	if err != nil {
+		c.emitLog(LogRecord{Level: slog.LevelError, Msg: fmt.Sprintf("cannot encode %T for %s: %v", o.Msg, o.Topic, err)})
+		return
+	}
+	if err := c.local.PublishEvent(o.Topic, ev); err != nil && !errors.Is(err, broker.ErrClosed) {
+		c.emitLog(LogRecord{Level: slog.LevelError, Msg: fmt.Sprintf("publish %s on %s: %v", ev.Name, o.Topic, err)})
+	}
+	if strings.HasPrefix(o.Topic, c.profile.AgentTopicPrefix) {
+		c.publishDialed(o.Topic, ev)
+	}
+}
+
+func (c *Controller) emitLog(l LogRecord, attrs ...any) {
+	c.log.Log(context.Background(), l.Level, l.Msg, attrs...)
+	offer(c.logs, l)
+}
+
+// offer sends v without blocking, dropping the oldest entry of a full
+// channel. The loop is the only sender, so this terminates.
+func offer[T any](ch chan T, v T) {
+	for {
+		select {
+		case ch <- v:
+			return
+		default:
+		}
+		select {
+		case <-ch:
+		default:
+		}
+	}
+}
+
+// --- ids -------------------------------------------------------------------------
+
+const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+// RandomID returns 15 random alphanumerics, the shape of Zeek's
+// unique_id("").
+func RandomID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
+	for i := range b {
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b[:])
+}
