@@ -671,12 +671,14 @@ func (a *Agent) sendCtx(ctx context.Context, s *session, m api.Message, why Acti
 		return fmt.Errorf("agent %s: send %s: %w", a.name, a.profile.ShortName(m.Kind()), err)
 	}
 	if r, ok := m.(api.AgentWelcomeResponse); ok && r.Result.Success && r.Result.Instance == a.name {
+		// Off the hello clock first, so that whoever waits for Welcomed
+		// sees no more repeats.
+		a.helloRepeat(false)
 		a.update(func(st *Status) {
 			if st.Connected {
 				st.Welcomed = true
 			}
 		})
-		a.helloRepeat(false)
 	}
 	return nil
 }

@@ -495,13 +495,13 @@ func TestMalformedAndUnexpectedFramesAreRecordedAndIgnored(t *testing.T) {
 	s := newScripted(t)
 	a, c := started(t, ctx, s, Options{Name: "i1"})
 	topic := a.Topic()
-	c.sendRaw([]byte(`{"type":"data-message","topic":`))                                                                        // invalid JSON
-	c.sendRaw([]byte(`{"type":"data-message","topic":"zeek/cluster-control/agent/i1","@data-type":"count","data":7}`))              // not an event
-	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::no_such_event", broker.String("x")))                                     // unknown event
-	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::agent_welcome_request", broker.Count(1)))                                // wrong type
-	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::agent_welcome_request"))                                                 // wrong count
-	c.send(topic, api.AgentSetConfigurationResponse{Reqid: "X", Result: okResult("X", "other")})                                    // not a request
-	c.sendRaw([]byte(`{"type":"error","code":"deserialization_failed","context":"something the agent sent"}`))                      // error frame
+	c.sendRaw([]byte(`{"type":"data-message","topic":`))                                                               // invalid JSON
+	c.sendRaw([]byte(`{"type":"data-message","topic":"zeek/cluster-control/agent/i1","@data-type":"count","data":7}`)) // not an event
+	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::no_such_event", broker.String("x")))                        // unknown event
+	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::agent_welcome_request", broker.Count(1)))                   // wrong type
+	c.sendEvent(topic, broker.NewEvent("ClusterAgent::API::agent_welcome_request"))                                    // wrong count
+	c.send(topic, api.AgentSetConfigurationResponse{Reqid: "X", Result: okResult("X", "other")})                       // not a request
+	c.sendRaw([]byte(`{"type":"error","code":"deserialization_failed","context":"something the agent sent"}`))         // error frame
 	probe(t, ctx, c, "i1", "P")
 
 	// Error frames arrive on their own channel, so their place among the
@@ -732,7 +732,11 @@ func TestStopKillRestart(t *testing.T) {
 	if st := a.Status(); st.Connections != 3 {
 		t.Fatalf("connections = %d, want 3", st.Connections)
 	}
-	// Entries keep their connection number across restarts.
+	// Entries keep their connection number across restarts. (An entry is
+	// recorded once its write returned, which may be after the peer read it.)
+	if _, err := a.WaitFor(ctx, func(e Entry) bool { return e.Kind == api.KindNotifyAgentHello && e.Conn == 3 }); err != nil {
+		t.Fatal(err)
+	}
 	hellos := a.Sent(api.KindNotifyAgentHello)
 	if len(hellos) != 3 || hellos[0].Conn != 1 || hellos[2].Conn != 3 {
 		t.Fatalf("hellos per connection: %+v", hellos)
