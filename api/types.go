@@ -7,6 +7,17 @@
 // (Node.MetricsPort, NotifyAgentHello.ID, …) is simply ignored by the other.
 // What differs on the wire — event names, topics, record field order, enum
 // spellings — lives in the Profile, so callers never branch on the dialect.
+//
+// Profile.Encode and Profile.Decode convert messages to and from
+// broker.Event. Decode is as strict as Zeek's receiver (exact argument
+// count, declared types, record rules, enum spellings of the profile) and
+// returns messages as values, e.g. m.(api.SetConfigurationRequest); sets
+// come out in Broker's sorted order and empty collections as nil. Its
+// errors (*UnknownEventError, *ArgCountError, *ArgError wrapping a
+// *ValueError) name the event, argument and field path. The record helpers
+// (ConfigurationValue, DecodeInstances, ResultValue, …) build and read
+// Result.Data and single records, and Configuration.Equal and
+// MessagesEqual compare with the wire's meaning.
 package api
 
 import (
