@@ -28,6 +28,9 @@ type hubClient struct {
 	remote string
 	app    string
 	topics []string // set by the reader before registration, read-only after
+	// announced: a connect PeerEvent went out, so a disconnect one is due.
+	// Reader goroutine only (serve reads it after the reader has returned).
+	announced bool
 
 	out chan []byte
 
@@ -103,7 +106,7 @@ func (c *hubClient) serve() {
 		h.rebuild()
 	}
 	h.mu.Unlock()
-	if registered {
+	if c.announced {
 		c.log.Debug("client disconnected", "reason", c.reason)
 		h.notify(c.peerEvent(false, c.reason))
 	}
@@ -340,6 +343,7 @@ func (c *hubClient) readLoop() (registered bool, err error) {
 	close(c.acked)
 	h.stats.accepted.Add(1)
 	c.log.Debug("client subscribed", "topics", topics, "endpoint", endpoint)
+	c.announced = true
 	h.notify(c.peerEvent(true, ""))
 
 	for {
