@@ -96,6 +96,12 @@ func (c *hubClient) serve() {
 	go c.writeLoop()
 	registered, readErr := c.readLoop()
 	close(c.readerDone)
+	if errors.Is(readErr, websocket.ErrReadLimit) {
+		// gorilla has already sent close 1009.
+		h.stats.oversized.Add(1)
+		c.log.Warn("frame above the hard size ceiling; connection closed",
+			"ceiling", h.opts.MaxFrameSize*hardFrameCeilingFactor)
+	}
 	c.shutdown(websocket.CloseNormalClosure, "", disconnectReason(readErr), true)
 	<-c.writerDone
 
@@ -131,11 +137,11 @@ func disconnectReason(err error) string {
 }
 
 // shutdown asks the writer to end the connection with a close frame. The
-// first call wins. awaitEcho says whether to give the client closeGrace to
-// answer with its own close frame; a client that stopped reading (ping or
-// write timeout, overflow) would not. Should the writer be stuck in a write to a peer that
-// does not read, a timer drops the TCP connection after closeGrace.
-// It reports whether this call was the first.
+// first call wins, and it reports whether this call was the first.
+// awaitEcho says whether to give the client closeGrace to answer with its
+// own close frame; a client that stopped reading (ping or write timeout,
+// overflow) would not. Should the writer be stuck in a write to a peer
+// that does not read, a timer drops the TCP connection after closeGrace.
 func (c *hubClient) shutdown(code int, closeText, reason string, awaitEcho bool) bool {
 	first := false
 	c.stopOnce.Do(func() {

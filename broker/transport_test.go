@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -363,8 +364,9 @@ func TestLocalSubscriberBothDirections(t *testing.T) {
 
 func TestOversizedFrameThenConnectionStillWorks(t *testing.T) {
 	ctx := testCtx(t)
-	h, srv, _ := startHub(t, HubOptions{MaxFrameSize: 1024})
+	h, srv, peers := startHub(t, HubOptions{MaxFrameSize: 1024})
 	sender := dial(ctx, t, srv)
+	senderID := peers.connected(ctx, t, sender.LocalAddr())
 	receiver := dial(ctx, t, srv, "big")
 
 	big, err := EventFrame("big", NewEvent("huge", String(strings.Repeat("x", 4000)))).Encode()
@@ -399,6 +401,13 @@ func TestOversizedFrameThenConnectionStillWorks(t *testing.T) {
 		t.Fatal("connection not closed after a frame above the ceiling")
 	}
 	expectClose(t, sender.Err(), websocket.CloseMessageTooBig, "")
+	// The hub counts it before it reports the disconnect.
+	if ev := peers.disconnected(ctx, t, senderID); !strings.Contains(ev.Reason, "read limit") {
+		t.Fatalf("disconnect reason %q, want the read limit", ev.Reason)
+	}
+	if s := h.Stats(); s.Oversized != 2 {
+		t.Fatalf("Oversized = %d, want 2", s.Oversized)
+	}
 	if !errors.Is(sender.Err(), ErrClosed) {
 		t.Fatalf("Err() = %v, want it to wrap ErrClosed", sender.Err())
 	}
@@ -651,9 +660,29 @@ func TestDataBeforeAckIsProcessedAfterIt(t *testing.T) {
 	expectEvent(ctx, t, receiver, "early/topic", "early_bird")
 }
 
+// syncBuffer is a log sink that client goroutines may write concurrently.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
 func TestMalformedFramesGetErrorFramesAndConnectionSurvives(t *testing.T) {
 	ctx := testCtx(t)
-	h, srv, _ := startHub(t, HubOptions{})
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, srv, peers := startHub(t, HubOptions{Logger: logger})
 	receiver := dial(ctx, t, srv, "t")
 	sender := dial(ctx, t, srv)
 
@@ -698,6 +727,12 @@ func TestMalformedFramesGetErrorFramesAndConnectionSurvives(t *testing.T) {
 	expectEvent(ctx, t, receiver, "t", "after_binary")
 	if s := h.Stats(); s.BadFrames != uint64(len(cases)+1) {
 		t.Fatalf("BadFrames = %d, want %d", s.BadFrames, len(cases)+1)
+	}
+	// Bad frames are logged at Warn with the peer's id and address.
+	senderID := peers.connected(ctx, t, sender.LocalAddr())
+	want := fmt.Sprintf("level=WARN msg=\"bad frame\" peer=%d remote=%s", senderID, sender.LocalAddr())
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs.String())
 	}
 }
 
