@@ -168,7 +168,7 @@ func (d *decoder) value() (Value, error) {
 	}
 	for {
 		d.ws()
-		key, err := d.str()
+		key, err := d.strBytes()
 		if err != nil {
 			return Value{}, err
 		}
@@ -176,7 +176,7 @@ func (d *decoder) value() (Value, error) {
 			return Value{}, err
 		}
 		d.ws()
-		switch key {
+		switch string(key) {
 		case "@data-type":
 			if haveTag {
 				return Value{}, d.errorf(`duplicate "@data-type" key`)
@@ -251,11 +251,11 @@ func (d *decoder) tag() (Kind, error) {
 	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
 		return 0, d.errorf(`"@data-type" must be a string, got %s`, d.describe())
 	}
-	s, err := d.str()
+	s, err := d.strBytes()
 	if err != nil {
 		return 0, err
 	}
-	k, ok := KindFromTag(s)
+	k, ok := kindFromTagBytes(s)
 	if !ok {
 		return 0, d.errorf("unknown @data-type %q", s)
 	}
@@ -522,14 +522,14 @@ func (d *decoder) tableEntry() (Value, Value, error) {
 	var haveK, haveV bool
 	for {
 		d.ws()
-		key, err := d.str()
+		key, err := d.strBytes()
 		if err != nil {
 			return Value{}, Value{}, err
 		}
 		if err := d.expect(':'); err != nil {
 			return Value{}, Value{}, err
 		}
-		switch key {
+		switch string(key) {
 		case "key":
 			d.push("key", 0)
 			k, err = d.value()
@@ -564,6 +564,27 @@ func (d *decoder) tableEntry() (Value, Value, error) {
 		return Value{}, Value{}, d.errorf(`table entry needs both "key" and "value"`)
 	}
 	return k, v, nil
+}
+
+// strBytes is str without the allocation for the common case: it returns a
+// slice of the input when the string has no escapes. Object keys and type
+// tags only need comparing, so they use this.
+func (d *decoder) strBytes() ([]byte, error) {
+	if d.pos >= len(d.data) || d.data[d.pos] != '"' {
+		return nil, d.errorf("want a string, got %s", d.describe())
+	}
+	start := d.pos + 1
+	for i := start; i < len(d.data); i++ {
+		switch d.data[i] {
+		case '"':
+			d.pos = i + 1
+			return d.data[start:i], nil
+		case '\\':
+			s, err := d.str()
+			return []byte(s), err
+		}
+	}
+	return nil, d.errorf("unterminated string")
 }
 
 // str decodes a JSON string at the current position. It tolerates what

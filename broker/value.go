@@ -77,6 +77,15 @@ func KindFromTag(tag string) (Kind, bool) {
 	return 0, false
 }
 
+func kindFromTagBytes(tag []byte) (Kind, bool) {
+	for k, t := range kindTags {
+		if t == string(tag) {
+			return Kind(k), true
+		}
+	}
+	return 0, false
+}
+
 // Protocol is the transport protocol of a Port.
 type Protocol uint8
 
