@@ -2,7 +2,6 @@ package fakeagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -453,7 +452,7 @@ func (a *Agent) serveConn(ctx context.Context, conn *broker.Conn) {
 			return err.Error()
 		}
 		return "connection ended"
-	})
+	}, false)
 	a.greet(s)
 	msgs, errs := conn.Messages(), conn.Errors()
 	for {
@@ -501,10 +500,13 @@ func (a *Agent) sessionUp(ctx context.Context, l link) *session {
 }
 
 // sessionDown records the end of a connection and cancels its pending
-// delayed actions.
-func (a *Agent) sessionDown(s *session, reason func() string) {
+// delayed actions. stillConnected says whether another connection (of a
+// listening agent) is still up.
+func (a *Agent) sessionDown(s *session, reason func() string, stillConnected bool) {
 	s.end()
-	a.helloRepeat(false)
+	if !stillConnected {
+		a.helloRepeat(false)
+	}
 	a.mu.Lock()
 	if a.sess == s {
 		a.sess = nil
@@ -513,7 +515,7 @@ func (a *Agent) sessionDown(s *session, reason func() string) {
 	why := reason()
 	a.transcript.add(Entry{Dir: State, Conn: s.num(), Detail: "disconnected", Err: why})
 	a.update(func(st *Status) {
-		st.Connected = false
+		st.Connected = stillConnected
 		st.LastError, st.LastErrorAt = why, time.Now()
 	})
 }
@@ -619,8 +621,7 @@ func (a *Agent) Send(ctx context.Context, m api.Message) error {
 	return a.sendCtx(ctx, s, m, "spontaneous")
 }
 
-// SendRaw writes text as one frame, unchecked. Listening agents cannot:
-// their frames go through the Hub, which only carries valid messages.
+// SendRaw writes text as one frame, unchecked (e.g. invalid JSON).
 func (a *Agent) SendRaw(ctx context.Context, text []byte) error {
 	s, err := a.current()
 	if err != nil {
@@ -682,7 +683,3 @@ func (a *Agent) sendCtx(ctx context.Context, s *session, m api.Message, why Acti
 	}
 	return nil
 }
-
-// errNoRaw: a listening agent's frames go through a Hub, which carries
-// only valid Broker values.
-var errNoRaw = errors.New("a listening agent cannot send raw frames (its Hub carries only valid messages)")

@@ -2,68 +2,75 @@ package fakeagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/zcc-harness/zcc/broker"
 )
 
-// A listening agent serves Broker's WebSocket API with a broker.Hub on
-// 127.0.0.1 and talks through an in-process subscriber on its own topic.
-// It runs its own http.Server over a listener that tracks the accepted TCP
-// connections, because the Hub offers no per-client close: a clean close
-// swaps in a fresh Hub and closes the old one (close frames to every
-// client), and a reset drops the tracked TCP connections.
+// A listening agent is the server side of Broker's WebSocket API on
+// 127.0.0.1: the controller dials it, sends its subscriptions, gets an ack,
+// and then both exchange data messages.
+//
+// It serves connections itself (gorilla/websocket for the framing, the
+// broker codec for every frame) rather than through a broker.Hub, because
+// its actions need what a Hub does not offer: writing a reply before a
+// clean close (a Hub drops what is still queued when it closes), closing or
+// resetting one connection, and sending malformed frames. Each accepted
+// connection is a session of its own, exactly like a dialed one.
 
-// listenRes is a listening agent's server side, for one Start.
+// listenPath is where Broker serves its WebSocket JSON API.
+const listenPath = "/v1/messages/json"
+
+// handshakeTimeout bounds how long a controller may take to send its
+// subscriptions.
+const handshakeTimeout = 10 * time.Second
+
+// listenRes is a listening agent's server, for one Start.
 type listenRes struct {
-	ln      *trackingListener
-	srv     *http.Server
-	srvDone chan struct{}
-	inbox   inbox
+	agent  *Agent
+	ln     net.Listener
+	srv    *http.Server
+	served chan struct{} // closed when srv.Serve returned
+	events chan listenEvent
+	// quit is closed when the loop stops reading events, so that
+	// connection goroutines never block on a loop that is gone.
+	quit     chan struct{}
+	handlers sync.WaitGroup
 
-	mu    sync.Mutex
-	hub   *broker.Hub
-	local *broker.Local
-	peers int // connected controllers, counted from peer events
+	mu       sync.Mutex
+	stopping bool                     // no new handlers once set
+	conns    map[*serverConn]struct{} // connections past the handshake
 }
 
-// inboxItem is one thing for the listen loop: a delivery or a peer event.
-type inboxItem struct {
-	delivery *broker.Delivery
-	peer     *broker.PeerEvent
+// listenEvent is what a connection's goroutine tells the loop, in order.
+type listenEvent struct {
+	conn  *serverConn
+	kind  listenEventKind
+	frame inFrame
 }
 
-// inbox is an unbounded queue, so that a Hub's client goroutine never waits
-// for the agent.
-type inbox struct {
-	mu     sync.Mutex
-	items  []inboxItem
-	signal chan struct{}
-}
+type listenEventKind uint8
 
-func (q *inbox) push(it inboxItem) {
-	q.mu.Lock()
-	q.items = append(q.items, it)
-	q.mu.Unlock()
-	select {
-	case q.signal <- struct{}{}:
-	default:
-	}
-}
+const (
+	evConnected listenEventKind = iota
+	evFrame
+	evDisconnected
+)
 
-func (q *inbox) take() []inboxItem {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	items := q.items
-	q.items = nil
-	return items
+// inFrame is one frame read from a connection.
+type inFrame struct {
+	topic string
+	raw   []byte
+	data  broker.Value
+	err   error
 }
 
 func (a *Agent) startListening(ctx context.Context) (*listenRes, error) {
@@ -75,231 +82,280 @@ func (a *Agent) startListening(ctx context.Context) (*listenRes, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent %s: listen on 127.0.0.1:%d: %w", a.name, port, err)
 	}
-	bound := ln.Addr().(*net.TCPAddr).Port
 	a.mu.Lock()
-	a.boundPort = bound
+	a.boundPort = ln.Addr().(*net.TCPAddr).Port
 	a.mu.Unlock()
 	lr := &listenRes{
-		ln:      &trackingListener{Listener: ln, conns: map[*trackedConn]struct{}{}},
-		srvDone: make(chan struct{}),
-		inbox:   inbox{signal: make(chan struct{}, 1)},
+		agent:  a,
+		ln:     ln,
+		served: make(chan struct{}),
+		events: make(chan listenEvent, a.opts.queueSize),
+		quit:   make(chan struct{}),
+		conns:  map[*serverConn]struct{}{},
 	}
-	lr.hub, lr.local = a.newHub(lr)
-	lr.srv = &http.Server{
-		Handler:           http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { lr.currentHub().ServeHTTP(w, r) }),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	lr.srv = &http.Server{Handler: lr, ReadHeaderTimeout: handshakeTimeout}
 	go func() {
-		defer close(lr.srvDone)
-		_ = lr.srv.Serve(lr.ln)
+		defer close(lr.served)
+		_ = lr.srv.Serve(ln)
 	}()
 	a.transcript.add(Entry{Dir: State, Conn: a.connNo(), Detail: "listening on " + ln.Addr().String()})
 	return lr, nil
 }
 
-// newHub builds a Hub whose events feed lr's inbox, and subscribes the
-// agent's topic on it.
-func (a *Agent) newHub(lr *listenRes) (*broker.Hub, *broker.Local) {
-	h := broker.NewHub(broker.HubOptions{Logger: slog.New(&hubLogHandler{agent: a})})
-	h.OnPeer(func(ev broker.PeerEvent) { lr.inbox.push(inboxItem{peer: &ev}) })
-	l := h.Subscribe([]string{a.topic}, func(d broker.Delivery) { lr.inbox.push(inboxItem{delivery: &d}) })
-	return h, l
+// send hands an event to the loop unless the loop has stopped.
+func (lr *listenRes) send(ev listenEvent) bool {
+	select {
+	case lr.events <- ev:
+		return true
+	case <-lr.quit:
+		return false
+	}
 }
 
-func (lr *listenRes) currentHub() *broker.Hub {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	return lr.hub
-}
+var upgrader = websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
 
-func (lr *listenRes) currentLocal() *broker.Local {
-	lr.mu.Lock()
-	defer lr.mu.Unlock()
-	return lr.local
-}
-
-// swapHub closes every controller connection cleanly and keeps listening
-// with a fresh Hub.
-func (a *Agent) swapHub(lr *listenRes) {
-	h, l := a.newHub(lr)
-	lr.mu.Lock()
-	old := lr.hub
-	lr.hub, lr.local = h, l
-	lr.mu.Unlock()
-	_ = old.Close()
-}
-
-// shutdown stops serving: cleanly (close frames) or abruptly.
-func (lr *listenRes) shutdown(kill bool) {
-	_ = lr.srv.Close() // stops accepting; upgraded connections are the Hub's
-	if kill {
-		lr.ln.killAll()
+// ServeHTTP accepts one controller connection and reads it until it ends.
+func (lr *listenRes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != listenPath {
+		http.Error(w, "invalid path; use "+listenPath, http.StatusNotFound)
+		return
 	}
 	lr.mu.Lock()
-	h := lr.hub
+	if lr.stopping {
+		lr.mu.Unlock()
+		http.Error(w, "agent stopping", http.StatusServiceUnavailable)
+		return
+	}
+	lr.handlers.Add(1)
 	lr.mu.Unlock()
-	_ = h.Close()
-	<-lr.srvDone
+	defer lr.handlers.Done()
+	ws, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade has answered with an HTTP error
+	}
+	a := lr.agent
+	_ = ws.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	_, hs, err := ws.ReadMessage()
+	var topics []string
+	if err == nil {
+		topics, err = broker.DecodeHandshake(hs)
+	}
+	if err != nil {
+		// As zcc's Hub does: an error frame, then close 1008.
+		a.transcript.add(Entry{Dir: In, Conn: a.connNo(), Raw: string(hs), Action: ActionIgnore, Err: err.Error(),
+			Detail: "bad subscription handshake from " + r.RemoteAddr})
+		if b, eerr := broker.ErrorFrame(broker.CodeDeserializationFailed, err.Error()).Encode(); eerr == nil {
+			_ = ws.WriteMessage(websocket.TextMessage, b)
+		}
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "bad handshake"),
+			time.Now().Add(time.Second))
+		_ = ws.Close()
+		return
+	}
+	_ = ws.SetReadDeadline(time.Time{})
+	ack, err := broker.AckFrame(a.endpointID(), "zcc-fakeagent").Encode()
+	if err == nil {
+		err = ws.WriteMessage(websocket.TextMessage, ack)
+	}
+	if err != nil {
+		_ = ws.Close()
+		return
+	}
+	c := &serverConn{ws: ws, topics: topics, remote: r.RemoteAddr, done: make(chan struct{})}
+	lr.mu.Lock()
+	lr.conns[c] = struct{}{}
+	lr.mu.Unlock()
+	defer func() {
+		lr.mu.Lock()
+		delete(lr.conns, c)
+		lr.mu.Unlock()
+	}()
+	if !lr.send(listenEvent{conn: c, kind: evConnected}) {
+		c.kill()
+		return
+	}
+	c.readLoop(lr)
 }
 
-// listenLink is the link of a listening agent: publishing goes through
-// the current Hub to every connected controller.
-type listenLink struct {
-	a  *Agent
-	lr *listenRes
+// serverConn is one controller connection to a listening agent.
+type serverConn struct {
+	ws     *websocket.Conn
+	topics []string // the controller's subscriptions
+	remote string
+	wmu    sync.Mutex
+	done   chan struct{} // closed when the reader has ended
+	errMu  sync.Mutex
+	err    error
 }
 
-func (l *listenLink) publish(_ context.Context, topic string, ev broker.Event, _ []byte) error {
-	return l.lr.currentLocal().PublishEvent(topic, ev)
+func (c *serverConn) readLoop(lr *listenRes) {
+	defer func() {
+		_ = c.ws.Close()
+		close(c.done)
+		lr.send(listenEvent{conn: c, kind: evDisconnected})
+	}()
+	for {
+		mt, raw, err := c.ws.ReadMessage()
+		if err != nil {
+			c.setErr(err)
+			return
+		}
+		f := inFrame{raw: raw}
+		if mt != websocket.TextMessage {
+			f.err = fmt.Errorf("binary frame of %d bytes; the JSON API uses text frames", len(raw))
+		} else if fr, err := broker.DecodeFrame(raw); err != nil {
+			f.err = fmt.Errorf("decode frame: %w", err)
+		} else if fr.Type != broker.FrameDataMessage {
+			f.err = fmt.Errorf("unexpected %q frame from the controller", fr.Type)
+		} else {
+			f.topic, f.data = fr.Topic, fr.Data
+		}
+		if !lr.send(listenEvent{conn: c, kind: evFrame, frame: f}) {
+			return
+		}
+	}
 }
 
-func (l *listenLink) writeRaw(context.Context, []byte) error { return errNoRaw }
-func (l *listenLink) close()                                 { l.a.swapHub(l.lr) }
-func (l *listenLink) kill()                                  { l.lr.ln.killAll() }
+func (c *serverConn) setErr(err error) {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
 
-// runListen is a listening agent's loop: it handles deliveries and
-// controller (dis)connections one at a time, in arrival order.
+func (c *serverConn) reason() string {
+	c.errMu.Lock()
+	defer c.errMu.Unlock()
+	if c.err == nil {
+		return "connection ended"
+	}
+	return c.err.Error()
+}
+
+// publish sends the frame if the controller subscribed to its topic, as
+// Broker routes it.
+func (c *serverConn) publish(ctx context.Context, topic string, _ broker.Event, raw []byte) error {
+	if !broker.MatchesPrefix(topic, c.topics) {
+		return fmt.Errorf("the controller did not subscribe to %q (subscriptions %q)", topic, c.topics)
+	}
+	return c.writeRaw(ctx, raw)
+}
+
+func (c *serverConn) writeRaw(ctx context.Context, raw []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	deadline, _ := ctx.Deadline()
+	_ = c.ws.SetWriteDeadline(deadline)
+	if err := c.ws.WriteMessage(websocket.TextMessage, raw); err != nil {
+		return fmt.Errorf("write to controller %s: %w", c.remote, err)
+	}
+	return nil
+}
+
+// close sends a close frame (1000), waits a moment for the controller's
+// answer, and drops the connection.
+func (c *serverConn) close() {
+	c.wmu.Lock()
+	err := c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""),
+		time.Now().Add(time.Second))
+	c.wmu.Unlock()
+	if err == nil || errors.Is(err, websocket.ErrCloseSent) {
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case <-c.done:
+		case <-t.C:
+		}
+	}
+	_ = c.ws.NetConn().Close()
+}
+
+// kill drops the TCP connection without a close frame.
+func (c *serverConn) kill() { _ = c.ws.NetConn().Close() }
+
+// runListen is a listening agent's loop: connections, frames and hello
+// ticks, one at a time in arrival order.
 func (a *Agent) runListen(ctx context.Context, lr *listenRes, done chan struct{}) {
 	defer close(done)
 	defer a.finish()
-	s := &session{agent: a, ctx: ctx, link: &listenLink{a: a, lr: lr}}
-	a.mu.Lock()
-	a.sess = s
-	a.mu.Unlock()
+	sessions := map[*serverConn]*session{}
 	defer func() {
-		s.end()
-		a.mu.Lock()
-		if a.sess == s {
-			a.sess = nil
+		lr.mu.Lock()
+		lr.stopping = true
+		lr.mu.Unlock()
+		close(lr.quit)
+		_ = lr.srv.Close() // stops accepting; upgraded connections are ours
+		kill := a.isKilling()
+		var wg sync.WaitGroup
+		for c, s := range sessions {
+			s.end()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if kill {
+					c.kill()
+				} else {
+					c.close()
+				}
+			}()
 		}
-		a.mu.Unlock()
-		lr.shutdown(a.isKilling())
-		a.transcript.add(Entry{Dir: State, Conn: s.num(), Detail: "stopped listening"})
+		wg.Wait()
+		lr.handlers.Wait()
+		<-lr.served
+		for c, s := range sessions {
+			a.sessionDown(s, c.reason, false)
+		}
+		a.transcript.add(Entry{Dir: State, Conn: a.connNo(), Detail: "stopped listening"})
 	}()
 	for {
 		select {
-		case <-lr.inbox.signal:
-			for _, it := range lr.inbox.take() {
-				switch {
-				case it.peer != nil:
-					a.onPeer(s, lr, *it.peer)
-				case it.delivery != nil:
-					d := it.delivery
-					a.onFrame(s, d.Topic, d.Raw, d.Data, nil)
+		case ev := <-lr.events:
+			switch ev.kind {
+			case evConnected:
+				s := a.sessionUp(ctx, ev.conn)
+				a.transcript.add(Entry{Dir: State, Conn: s.num(), Detail: "controller connected from " + ev.conn.remote})
+				sessions[ev.conn] = s
+				a.greet(s)
+			case evFrame:
+				if s := sessions[ev.conn]; s != nil {
+					f := ev.frame
+					if f.err == nil && !broker.MatchesPrefix(f.topic, []string{a.topic}) {
+						a.transcript.add(Entry{Dir: In, Conn: s.num(), Topic: f.topic, Raw: string(f.raw), Action: ActionIgnore,
+							Detail: "not on a topic the agent subscribed to"})
+						continue
+					}
+					a.onFrame(s, f.topic, f.raw, f.data, f.err)
+				}
+			case evDisconnected:
+				if s := sessions[ev.conn]; s != nil {
+					delete(sessions, ev.conn)
+					a.sessionDown(s, ev.conn.reason, len(sessions) > 0)
+					a.adoptLatest(sessions)
 				}
 			}
 		case <-a.poke:
-			a.repeatHello(s)
+			for _, s := range sessions {
+				a.repeatHello(s)
+			}
 		case <-ctx.Done():
 			return
 		}
 	}
 }
 
-// onPeer handles a controller connecting to or leaving a listening agent.
-func (a *Agent) onPeer(s *session, lr *listenRes, ev broker.PeerEvent) {
-	if ev.Connected {
-		lr.peers++
-		var n int
-		a.update(func(st *Status) {
-			st.Connections++
-			n = st.Connections
-			st.Connected, st.Welcomed = true, false
-		})
-		s.n.Store(int64(n))
-		s.closing.Store(false)
-		a.transcript.add(Entry{Dir: State, Conn: n, Detail: "controller connected from " + ev.Remote})
-		a.greet(s)
-		return
+// adoptLatest makes the newest remaining connection the one spontaneous
+// sends use.
+func (a *Agent) adoptLatest(sessions map[*serverConn]*session) {
+	var latest *session
+	for _, s := range sessions {
+		if latest == nil || s.num() > latest.num() {
+			latest = s
+		}
 	}
-	lr.peers--
-	a.transcript.add(Entry{Dir: State, Conn: s.num(), Detail: "controller disconnected", Err: ev.Reason})
-	if lr.peers <= 0 {
-		lr.peers = 0
-		a.helloRepeat(false)
-		a.update(func(st *Status) {
-			st.Connected = false
-			st.LastError, st.LastErrorAt = "controller disconnected: "+ev.Reason, time.Now()
-		})
+	a.mu.Lock()
+	if a.sess == nil {
+		a.sess = latest
 	}
+	a.mu.Unlock()
 }
-
-// trackingListener remembers accepted connections so that a reset can
-// drop them without a close frame.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns map[*trackedConn]struct{}
-}
-
-type trackedConn struct {
-	net.Conn
-	ln   *trackingListener
-	once sync.Once
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, ln: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
-}
-
-func (c *trackedConn) Close() error {
-	c.once.Do(func() {
-		c.ln.mu.Lock()
-		delete(c.ln.conns, c)
-		c.ln.mu.Unlock()
-	})
-	return c.Conn.Close()
-}
-
-// killAll drops every accepted connection at the TCP level.
-func (l *trackingListener) killAll() {
-	l.mu.Lock()
-	all := make([]*trackedConn, 0, len(l.conns))
-	for c := range l.conns {
-		all = append(all, c)
-	}
-	l.mu.Unlock()
-	for _, c := range all {
-		_ = c.Close()
-	}
-}
-
-// hubLogHandler records what the agent's Hub rejects (malformed frames
-// from the controller never reach the agent's subscriber) in the
-// transcript, so that a listening agent's transcript misses nothing.
-type hubLogHandler struct {
-	agent *Agent
-	attrs []slog.Attr
-}
-
-func (h *hubLogHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
-
-func (h *hubLogHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString(r.Message)
-	add := func(at slog.Attr) bool {
-		fmt.Fprintf(&b, " %s=%v", at.Key, at.Value)
-		return true
-	}
-	for _, at := range h.attrs {
-		add(at)
-	}
-	r.Attrs(add)
-	h.agent.transcript.add(Entry{Dir: In, Conn: h.agent.connNo(), Action: ActionIgnore, Err: b.String(),
-		Detail: "rejected by the agent's WebSocket server"})
-	return nil
-}
-
-func (h *hubLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &hubLogHandler{agent: h.agent, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
-}
-
-func (h *hubLogHandler) WithGroup(string) slog.Handler { return h }
