@@ -92,6 +92,11 @@ type Controller struct {
 	agentsReady chan api.NotifyAgentsReady
 	logs        chan LogRecord
 
+	// The last configuration push's Broker value (loop goroutine only).
+	pushKey   configKey
+	pushValue broker.Value
+	pushValid bool
+
 	stopAfter func() bool
 	closeOnce sync.Once
 	closeErr  error
@@ -308,7 +313,7 @@ func (c *Controller) apply(out Output) {
 }
 
 func (c *Controller) publish(o Outbound) {
-	ev, err := c.profile.Encode(o.Msg)
+	ev, err := c.encode(o.Msg)
 	if err != nil {
 		c.emitLog(LogRecord{Level: slog.LevelError, Msg: fmt.Sprintf("cannot encode %T for %s: %v", o.Msg, o.Topic, err)})
 		return
@@ -319,6 +324,49 @@ func (c *Controller) publish(o Outbound) {
 	if strings.HasPrefix(o.Topic, c.profile.AgentTopicPrefix) {
 		c.publishDialed(o.Topic, ev)
 	}
+}
+
+// encode converts a message to its wire event. A configuration push goes
+// to every ready agent with the same Configuration and only the reqid
+// differs, so the configuration's Broker value is built once per batch:
+// with N agents that saves N-1 conversions of an O(N)-sized record.
+func (c *Controller) encode(m api.Message) (broker.Event, error) {
+	push, ok := m.(api.AgentSetConfigurationRequest)
+	if !ok {
+		return c.profile.Encode(m)
+	}
+	key := configKeyOf(push.Config)
+	if key != c.pushKey || !c.pushValid {
+		v, err := c.profile.ConfigurationValue(push.Config)
+		if err != nil {
+			return broker.Event{}, fmt.Errorf("encode set_configuration_request arg 1 (config): %w", err)
+		}
+		c.pushKey, c.pushValue, c.pushValid = key, v, true
+	}
+	name, _ := c.profile.EventName(api.KindAgentSetConfigurationRequest)
+	return broker.NewEvent(name, broker.String(push.Reqid), c.pushValue), nil
+}
+
+// configKey identifies a Configuration by its backing arrays: the core
+// never modifies a configuration it holds, so the same arrays mean the
+// same content.
+type configKey struct {
+	id       string
+	inst     *api.Instance
+	numInst  int
+	node     *api.Node
+	numNodes int
+}
+
+func configKeyOf(cfg api.Configuration) configKey {
+	k := configKey{id: cfg.ID, numInst: len(cfg.Instances), numNodes: len(cfg.Nodes)}
+	if len(cfg.Instances) > 0 {
+		k.inst = &cfg.Instances[0]
+	}
+	if len(cfg.Nodes) > 0 {
+		k.node = &cfg.Nodes[0]
+	}
+	return k
 }
 
 func (c *Controller) emitLog(l LogRecord, attrs ...any) {

@@ -594,3 +594,26 @@ func (b *syncBuffer) Bytes() []byte {
 	defer b.mu.Unlock()
 	return append([]byte(nil), b.buf.Bytes()...)
 }
+
+// The cached configuration value must give exactly the profile's event,
+// and a different configuration must not reuse a stale value.
+func TestPushEncodingMatchesProfile(t *testing.T) {
+	c := &Controller{profile: api.CC42}
+	cfg1 := config("c1", connecting("a1"), listening("a2", 2151))
+	cfg2 := config("c2", connecting("a3"))
+	for i, m := range []api.AgentSetConfigurationRequest{
+		{Reqid: "x1", Config: cfg1}, {Reqid: "x2", Config: cfg1}, {Reqid: "x3", Config: cfg2}, {Reqid: "x4", Config: api.Configuration{}},
+	} {
+		got, err := c.encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := api.CC42.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Name != want.Name || !broker.Equal(got.Value(), want.Value()) {
+			t.Errorf("push %d: encoded %v, profile gives %v", i, got, want)
+		}
+	}
+}
