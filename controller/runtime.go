@@ -97,6 +97,7 @@ type Controller struct {
 	pushValue broker.Value
 	pushValid bool
 
+	lifeMu    sync.Mutex // guards stopAfter, set after Close may already run
 	stopAfter func() bool
 	closeOnce sync.Once
 	closeErr  error
@@ -173,10 +174,14 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 		_ = c.hub.Close()
 		return nil, fmt.Errorf("controller: listen on %s: %w", opts.ListenAddr, err)
 	}
+	// Logged before anything can close the log stream.
+	c.emitLog(LogRecord{Level: slog.LevelInfo, Msg: "controller is live"}, "url", c.server.URL(), "mode", opts.Mode.String())
 	c.loopWG.Add(1)
 	go c.loop()
-	c.stopAfter = context.AfterFunc(ctx, func() { _ = c.Close() })
-	c.emitLog(LogRecord{Level: slog.LevelInfo, Msg: "controller is live"}, "url", c.server.URL(), "mode", opts.Mode.String())
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	c.lifeMu.Lock()
+	c.stopAfter = stop
+	c.lifeMu.Unlock()
 	return c, nil
 }
 
@@ -210,9 +215,11 @@ func (c *Controller) Done() <-chan struct{} { return c.done }
 // is safe to call more than once.
 func (c *Controller) Close() error {
 	c.closeOnce.Do(func() {
+		c.lifeMu.Lock()
 		if c.stopAfter != nil {
 			c.stopAfter()
 		}
+		c.lifeMu.Unlock()
 		c.cancel()
 		c.closeErr = c.server.Close()
 		c.loopWG.Wait()

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zcc-harness/zcc/api"
+	"github.com/zcc-harness/zcc/broker"
+	"github.com/zcc-harness/zcc/controller"
+)
+
+func TestControllerOptionsFromEnvironmentAndFlags(t *testing.T) {
+	cases := []struct {
+		name    string
+		env     map[string]string
+		args    []string
+		addr    string
+		node    string
+		timeout time.Duration
+		sweep   time.Duration
+		mode    controller.Mode
+		err     string
+	}{
+		{name: "defaults", addr: "127.0.0.1:2150"},
+		{name: "zeek env", env: map[string]string{
+			"ZEEK_CONTROLLER_NAME": "ctl", "ZEEK_CONTROLLER_ADDR": "0.0.0.0", "ZEEK_CONTROLLER_PORT": "2160/tcp",
+			"ZCC_REQUEST_TIMEOUT": "1s", "ZCC_SWEEP_INTERVAL": "200ms",
+		}, addr: "0.0.0.0:2160", node: "ctl", timeout: time.Second, sweep: 200 * time.Millisecond},
+		{name: "bare port number", env: map[string]string{"ZEEK_CONTROLLER_PORT": "2170"}, addr: "127.0.0.1:2170"},
+		{name: "default listen address", env: map[string]string{"ZEEK_DEFAULT_LISTEN_ADDRESS": "::1"}, addr: "[::1]:2150"},
+		{name: "flags win over env", env: map[string]string{"ZEEK_CONTROLLER_PORT": "2160/tcp", "ZCC_REQUEST_TIMEOUT": "1s"},
+			args: []string{"--port", "0", "--addr", "127.0.0.1", "--request-timeout", "2s", "--mode", "fixed", "--name", "n1"},
+			addr: "127.0.0.1:0", node: "n1", timeout: 2 * time.Second, mode: controller.ModeFixed},
+		{name: "udp port", env: map[string]string{"ZEEK_CONTROLLER_PORT": "2150/udp"}, err: "ZEEK_CONTROLLER_PORT: port \"2150/udp\": the controller listens on TCP"},
+		{name: "junk port", args: []string{"--port", "http"}, err: "--port: port \"http\": want a number from 0 to 65535"},
+		{name: "port out of range", env: map[string]string{"ZEEK_CONTROLLER_PORT": "70000/tcp"}, err: "want a number from 0 to 65535"},
+		{name: "bad timeout env", env: map[string]string{"ZCC_SWEEP_INTERVAL": "ten"}, err: `ZCC_SWEEP_INTERVAL="ten": want a duration`},
+		{name: "negative timeout flag", args: []string{"--request-timeout", "-1s"}, err: "--request-timeout -1s: must be positive"},
+		{name: "bad mode", args: []string{"--mode", "zeek41"}, err: `--mode: unknown controller mode "zeek41"`},
+		{name: "bad profile", args: []string{"--profile", "nope"}, err: `--profile: unknown profile "nope"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, settings := controllerCommand()
+			if err := cmd.Flags().Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			opts, err := controllerOptions(cmd, settings, lookup)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.ListenAddr != tc.addr || opts.Name != tc.node || opts.RequestTimeout != tc.timeout ||
+				opts.SweepInterval != tc.sweep || opts.Mode != tc.mode || opts.Profile != api.CC42 {
+				t.Errorf("options %+v", opts)
+			}
+		})
+	}
+}
+
+// TestControllerCommandServes runs `zcc controller` in-process on port 0,
+// talks to it, and stops it by cancelling its context (what SIGINT does).
+func TestControllerCommandServes(t *testing.T) {
+	t.Setenv("ZEEK_CONTROLLER_ADDR", "127.0.0.1")
+	t.Setenv("ZEEK_CONTROLLER_PORT", "0/tcp")
+	t.Setenv("ZEEK_CONTROLLER_NAME", "ctl-cli")
+	t.Setenv("ZCC_REQUEST_TIMEOUT", "50ms")
+	t.Setenv("ZCC_SWEEP_INTERVAL", "10ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+
+	logR, logW := io.Pipe()
+	root := newRootCmd(io.Discard, logW)
+	root.SetArgs([]string{"controller", "--log-format", "json", "--mode", "fixed"})
+	done := make(chan error, 1)
+	go func() {
+		done <- root.ExecuteContext(runCtx)
+		_ = logW.Close()
+	}()
+
+	records := make(chan map[string]any, 64)
+	go func() {
+		defer close(records)
+		sc := bufio.NewScanner(logR)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil {
+				select {
+				case records <- rec:
+				default: // nobody needs the rest; keep the pipe drained
+				}
+			}
+		}
+	}()
+	var url string
+	for url == "" {
+		select {
+		case rec, ok := <-records:
+			if !ok {
+				t.Fatalf("command ended before it was live: %v", <-done)
+			}
+			if rec["msg"] == "controller is live" {
+				url, _ = rec["url"].(string)
+				if rec["node"] != "ctl-cli" || rec["mode"] != "fixed" || rec["role"] != "CONTROLLER" {
+					t.Errorf("ready line %v", rec)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatal("no ready line")
+		}
+	}
+	if !strings.HasPrefix(url, "ws://127.0.0.1:") || strings.HasSuffix(url, ":0/v1/messages/json") {
+		t.Fatalf("ready line url %q", url)
+	}
+
+	conn, err := broker.Dial(ctx, url, []string{"zeek/cluster-control/controller"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ev, err := api.CC42.Encode(api.TestTimeoutRequest{Reqid: "T1", WithState: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Publish(ctx, "zeek/cluster-control/controller", ev); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := conn.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := msg.Event()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := api.CC42.Decode(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := m.(api.TestTimeoutResponse); !ok || r.Reqid != "T1" || r.Result.Error != "request timed out" {
+		t.Errorf("response %+v, want T1 timed out (ZCC_REQUEST_TIMEOUT applied)", m)
+	}
+
+	stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("command returned %v after cancellation", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("command did not stop after cancellation")
+	}
+}
+
+func TestControllerCommandRejectsBadSettings(t *testing.T) {
+	t.Setenv("ZEEK_CONTROLLER_PORT", "2150/udp")
+	var out, errb strings.Builder
+	if code := run([]string{"controller"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "ZEEK_CONTROLLER_PORT") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+	t.Setenv("ZEEK_CONTROLLER_PORT", "0")
+	errb.Reset()
+	if code := run([]string{"controller", "--log-format", "xml"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--log-format \"xml\"") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
