@@ -588,6 +588,16 @@ func TestCoreDropAndAddKnown(t *testing.T) {
 				Wake:    20 * sec,
 			}},
 		})
+		// get_instances follows the accepted configuration: a2 is gone.
+		out := h.step(6*sec, getInstances("R3"))
+		check(t, "get_instances after drop", out, want{
+			Logs: []string{
+				"INFO rx ClusterController::API::set_instances_request R3",
+				"INFO tx ClusterController::API::get_instances_response R3",
+			},
+			Publish: []Outbound{toClient(instancesResult("R3", connecting("a1"), connecting("a3")))},
+			Wake:    20 * sec,
+		})
 		s := h.c.Snapshot()
 		if !reflect.DeepEqual(s.Known, []string{"a1", "a2", "a3"}) || !reflect.DeepEqual(s.Ready, []string{"a1", "a3"}) {
 			t.Errorf("known %v ready %v", s.Known, s.Ready)
@@ -990,6 +1000,44 @@ func TestCorePeerLoss(t *testing.T) {
 	})
 }
 
+// check_instances_ready runs only at the end of an accepted
+// set_configuration and after a welcome marks an instance ready (§5.5):
+// a drop by a wrong-version hello that leaves ready == configured does not
+// fire notify_agents_ready.
+func TestCoreReadyCheckOnlyAtTheTwoPoints(t *testing.T) {
+	forModes(t, bothModes, func(t *testing.T, mode Mode) {
+		h := newCoreHarness(t, mode, 10*sec, 10*sec)
+		h.step(0, hello("a1", hubPeer(1)))
+		h.step(0, hello("a2", hubPeer(2)))
+		// No validation: a node on an undeclared instance is accepted.
+		cfg := config("c1", connecting("a1"), connecting("a2"))
+		cfg.Nodes = append(cfg.Nodes, api.Node{Name: "ghost-1", Instance: "ghost", Port: api.Some(broker.TCPPort(6000)), Role: api.ClusterRoleProxy})
+		out := h.step(1*sec, setConfig("R1", cfg))
+		if len(out.Publish) != 2 {
+			t.Fatalf("want two welcomes, got %s", describeAll(out.Publish))
+		}
+		out = h.step(2*sec, welcomeResp("id1", "a1", true))
+		check(t, "a1 ready, a2 not", out, want{
+			Logs: []string{"INFO rx ClusterAgent::API::agent_welcome_response id1", "INFO instance a1 ready"},
+			Wake: 20 * sec,
+		})
+		out = h.step(3*sec, helloV("a2", hubPeer(2), 3))
+		check(t, "a2 dropped by version", out, want{
+			Logs: []string{
+				"INFO rx ClusterAgent::API::notify_agent_hello a2 127.0.0.1",
+				"WARNING instance a2/127.0.0.1 has checked in with incompatible API version 3",
+				"INFO tx ClusterAgent::API::agent_standby_request to a2",
+				"INFO dropped instance a2",
+			},
+			Publish: []Outbound{toAgent("a2", standbyReq())},
+			Wake:    20 * sec,
+		})
+		if s := h.c.Snapshot(); !reflect.DeepEqual(s.Ready, []string{"a1"}) || len(s.Instances) != 1 {
+			t.Errorf("ready %v instances %v: ready == configured, yet nothing may fire", s.Ready, s.Instances)
+		}
+	})
+}
+
 func TestCoreUndecodable(t *testing.T) {
 	forModes(t, bothModes, func(t *testing.T, mode Mode) {
 		h := newCoreHarness(t, mode, 10*sec, 10*sec)
@@ -1016,6 +1064,10 @@ func TestCoreIgnoredEvents(t *testing.T) {
 			}},
 			{at: 0, in: Receive{Topic: agentPrefix + "a1", From: from, Msg: api.NotifyLog{Instance: "a1", Msg: "hi"}}, want: want{
 				Debug: []string{`notify_log from a1: hi (node "") — ignored, as in Zeek`},
+				Wake:  noWake,
+			}},
+			{at: 0, in: Receive{Topic: agentPrefix + "a1", From: from, Msg: api.NotifyChange{Instance: "a1", Node: api.Node{Name: "w1"}, Old: api.StateRunning, New: api.StateFailed}}, want: want{
+				Debug: []string{"notify_change from a1: node w1 RUNNING -> FAILED — ignored, as in Zeek"},
 				Wake:  noWake,
 			}},
 			// Known events without a handler: nothing at all.
