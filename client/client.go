@@ -308,6 +308,11 @@ func (c *Client) dispatch() {
 		}
 		delete(c.waiters, key)
 	}
+	// The dispatcher is the only sender, so closing here cannot race a send.
+	for mon := range c.monitors {
+		close(mon.ch)
+		delete(c.monitors, mon)
+	}
 	c.mu.Unlock()
 }
 
@@ -335,50 +340,54 @@ func (c *Client) route(r Received) {
 	c.resolve(waitKey{kind, reqid}, outcome{err: &BadResponseError{Event: c.profile.ShortName(kind), Reqid: reqid, Err: r.Err}})
 }
 
-// Monitor calls fn for every data message the client receives from now
-// on, in order, until ctx ends (it returns ctx's error), fn returns an
-// error (returned as is) or the connection ends (an error wrapping
-// ErrDisconnected). fn runs on Monitor's goroutine; while it lags more
-// than a few hundred messages behind, the connection's reader waits.
-func (c *Client) Monitor(ctx context.Context, fn func(Received) error) error {
+// Watch starts delivering every data message the client receives from
+// now on, in order, to the returned channel, until stop is called or the
+// connection ends (then the channel is closed; after stop it simply
+// receives nothing more). Registration is complete when Watch returns, so
+// a caller can watch first and then trigger the traffic it expects. While
+// the reader is more than a few hundred messages ahead of a watcher, it
+// waits for it.
+func (c *Client) Watch() (msgs <-chan Received, stop func()) {
 	mon := &monitor{ch: make(chan Received, monitorBuffer), stop: make(chan struct{})}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.ended {
-		err := c.endErr
-		c.mu.Unlock()
-		return err
+		close(mon.ch)
+		return mon.ch, func() {}
 	}
 	c.monitors[mon] = struct{}{}
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.monitors, mon)
-		c.mu.Unlock()
-		close(mon.stop)
-	}()
+	var once sync.Once
+	return mon.ch, func() {
+		once.Do(func() {
+			c.mu.Lock()
+			delete(c.monitors, mon)
+			c.mu.Unlock()
+			close(mon.stop)
+		})
+	}
+}
+
+// Monitor calls fn for every data message the client receives from now
+// on, in order (see Watch), until ctx ends (it returns ctx's error), fn
+// returns an error (returned as is) or the connection ends (an error
+// wrapping ErrDisconnected). fn runs on Monitor's goroutine.
+func (c *Client) Monitor(ctx context.Context, fn func(Received) error) error {
+	msgs, stop := c.Watch()
+	defer stop()
 	for {
 		select {
-		case r := <-mon.ch:
+		case r, ok := <-msgs:
+			if !ok {
+				c.mu.Lock()
+				err := c.endErr
+				c.mu.Unlock()
+				return err
+			}
 			if err := fn(r); err != nil {
 				return err
 			}
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-c.done:
-			// Deliver what was queued before the end.
-			for {
-				select {
-				case r := <-mon.ch:
-					if err := fn(r); err != nil {
-						return err
-					}
-				default:
-					c.mu.Lock()
-					err := c.endErr
-					c.mu.Unlock()
-					return err
-				}
-			}
 		}
 	}
 }

@@ -141,27 +141,9 @@ func TestReqidCorrelationSkipsEverythingElse(t *testing.T) {
 	b := s.dial(Options{})
 
 	// b watches the topic; it must see every message, foreign ones included.
-	seen := make(chan []Received, 1)
-	monCtx, stopMon := context.WithCancel(context.Background())
-	defer stopMon()
-	monitoring := make(chan struct{})
-	go func() {
-		var got []Received
-		close(monitoring)
-		err := b.Monitor(monCtx, func(r Received) error {
-			got = append(got, r)
-			if len(got) == 8 {
-				return errStopTest
-			}
-			return nil
-		})
-		if !errors.Is(err, errStopTest) {
-			t.Errorf("monitor ended with %v", err)
-		}
-		seen <- got
-	}()
-	<-monitoring
-
+	// Watch registers at once, so nothing sent from here on can be missed.
+	seenByB, stopB := b.Watch()
+	defer stopB()
 	inst := api.Instance{Name: "instance-1", Host: netip.MustParseAddr("127.0.0.1"), ListenPort: api.Some(broker.TCPPort(2151))}
 	ch := async(func() (api.Message, error) {
 		res, err := a.GetInstances(context.Background(), WithReqid("r-A"))
@@ -175,7 +157,7 @@ func TestReqidCorrelationSkipsEverythingElse(t *testing.T) {
 		mustEncode(t, api.GetInstancesResponse{Reqid: "r-other", Result: instancesResult(t, "r-other")}),
 		mustEncode(t, api.TestTimeoutResponse{Reqid: "r-A", Result: api.Result{Reqid: "r-A", Error: "request timed out"}}),
 		broker.NewEvent("Foo::unknown_event", broker.String("r-A")),
-		mustEncode(t, api.GetInstancesRequest{Reqid: "r-A"}),
+		mustEncode(t, api.GetInstancesRequest{Reqid: "r-foreign"}),
 		mustEncode(t, api.GetInstancesResponse{Reqid: "r-A", Result: want}),
 		mustEncode(t, api.GetInstancesResponse{Reqid: "r-A", Result: api.Result{Reqid: "r-A", Error: "a late duplicate"}}),
 	}
@@ -202,26 +184,24 @@ func TestReqidCorrelationSkipsEverythingElse(t *testing.T) {
 		t.Errorf("instances %v, %v", insts, err)
 	}
 
+	// b sees a's request too, at a point that depends on the hub's
+	// routing order; apart from it, b sees exactly the script, in order.
 	var got []Received
-	select {
-	case got = <-seen:
-	case <-time.After(testWait):
-		t.Fatal("monitor did not see 8 messages")
-	}
-	// got is a's request plus the 7 scripted messages. a's request and the
-	// scripted copy of it are the same event, so dropping the first
-	// request leaves exactly the script, whatever order the hub used.
 	var names []string
-	dropped := false
-	for _, r := range got {
-		if !dropped && r.Msg != nil && r.Msg.Kind() == api.KindGetInstancesRequest {
-			dropped = true
-			continue
-		}
-		if r.IsEvent {
-			names = append(names, r.Event.String())
-		} else {
-			names = append(names, "data "+r.Data.String())
+	for len(got) < 8 {
+		select {
+		case r := <-seenByB:
+			got = append(got, r)
+			if r.Msg != nil && r.Msg.Kind() == api.KindGetInstancesRequest && r.Msg.(api.GetInstancesRequest).Reqid == "r-A" {
+				continue
+			}
+			if r.IsEvent {
+				names = append(names, r.Event.String())
+			} else {
+				names = append(names, "data "+r.Data.String())
+			}
+		case <-time.After(testWait):
+			t.Fatalf("b saw only %d messages", len(got))
 		}
 	}
 	var wantNames []string
@@ -561,5 +541,75 @@ func TestManyConcurrentRequests(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestMonitorEndsOnFnErrorOrContext(t *testing.T) {
+	s := newScripted(t)
+	c := s.dial(Options{})
+
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Monitor(cancelled, func(Received) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled monitor: %v", err)
+	}
+
+	// Monitor cannot report when it is registered, so traffic keeps
+	// coming until it has seen one message; the test waits on its return.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.local.Publish(api.CC42.ControllerTopic, broker.String("tick"))
+			}
+		}
+	}()
+	var seen Received
+	ctx, stop := context.WithTimeout(context.Background(), testWait)
+	defer stop()
+	err := c.Monitor(ctx, func(r Received) error { seen = r; return errStopTest })
+	if !errors.Is(err, errStopTest) {
+		t.Fatalf("monitor ended with %v", err)
+	}
+	if v, _ := seen.Data.AsString(); v != "tick" || seen.IsEvent || seen.Err == nil {
+		t.Errorf("monitor saw %+v", seen)
+	}
+
+	// A stopped watcher receives nothing more. Messages are dispatched in
+	// order, so once the response that follows "after-stop" has reached
+	// its request, "after-stop" has been dispatched too.
+	msgs, stopWatch := c.Watch()
+	stopWatch()
+	stopWatch() // idempotent
+	ch := async(func() (api.Message, error) { return c.Request(ctx, api.GetInstancesRequest{Reqid: "sync"}) })
+	s.next()
+	s.local.Publish(api.CC42.ControllerTopic, broker.String("after-stop"))
+	s.send(api.GetInstancesResponse{Reqid: "sync", Result: instancesResult(t, "sync")})
+	if r := await(t, ch); r.err != nil {
+		t.Fatal(r.err)
+	}
+drain:
+	for {
+		select {
+		case r := <-msgs:
+			if v, _ := r.Data.AsString(); v == "after-stop" || r.IsEvent {
+				t.Errorf("stopped watcher received %v", r.Data)
+			}
+		default:
+			break drain
+		}
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// After the end, Watch hands out a closed channel.
+	if _, ok := <-func() <-chan Received { ch, _ := c.Watch(); return ch }(); ok {
+		t.Error("Watch after the end delivered a message")
 	}
 }
