@@ -175,7 +175,13 @@ func BenchmarkSetConfiguration(b *testing.B) {
 func benchSetConfiguration(b *testing.B, agents int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := Start(ctx, Options{Name: "bench", Hub: broker.HubOptions{MaxFrameSize: 64 << 20}, ObserverBuffer: 4*agents + 64})
+	// A pushed configuration is O(agents) big and goes to every agent, so
+	// with 1,000 agents one request takes seconds on a small machine: the
+	// request timeout must not cut it short.
+	c, err := Start(ctx, Options{
+		Name: "bench", RequestTimeout: 5 * time.Minute,
+		Hub: broker.HubOptions{MaxFrameSize: 64 << 20}, ObserverBuffer: 4*agents + 64,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
