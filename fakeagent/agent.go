@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
+	"net/http"
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
@@ -420,11 +423,21 @@ func (a *Agent) dial(ctx context.Context) (*broker.Conn, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, a.opts.dialTimeout)
 	defer cancel()
-	conn, err := broker.Dial(dctx, a.opts.url, []string{a.topic}, &broker.DialOptions{QueueSize: a.opts.queueSize})
+	conn, err := broker.Dial(dctx, a.opts.url, []string{a.topic}, &broker.DialOptions{QueueSize: a.opts.queueSize, Dialer: agentDialer})
 	if err != nil {
 		return nil, fmt.Errorf("connect to controller: %w", err)
 	}
 	return conn, nil
+}
+
+// agentDialer keeps an idle agent's connection small: an agent mostly
+// waits, so its write buffer comes from a shared pool while it writes, and
+// its read buffer is small (large frames are read in several steps).
+var agentDialer = &websocket.Dialer{
+	Proxy:           http.ProxyFromEnvironment,
+	ReadBufferSize:  1024,
+	WriteBufferSize: 4096,
+	WriteBufferPool: &sync.Pool{},
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(ControllerHelperEnv) != "" {
+		os.Exit(runControllerHelper())
+	}
 	goleak.VerifyTestMain(m)
 }
 
