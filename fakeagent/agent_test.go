@@ -897,3 +897,71 @@ func TestBehaviourJSONRoundTrip(t *testing.T) {
 		t.Fatalf("RequestNames = %v", names)
 	}
 }
+
+// A delayed answer still pending when the agent stops is dropped with its
+// timer (goleak in TestMain would see a leaked timer goroutine).
+func TestStopCancelsPendingDelayedReplies(t *testing.T) {
+	ctx := testCtx(t)
+	s := newScripted(t)
+	a, c := started(t, ctx, s, Options{Name: "d1", Behaviour: Behaviour{}.With("set_configuration_request", Delayed(time.Hour))})
+	c.send(a.Topic(), api.AgentSetConfigurationRequest{Reqid: "A", Config: config("c", "d1")})
+	if _, err := a.Transcript().WaitReceived(ctx, api.KindAgentSetConfigurationRequest); err != nil {
+		t.Fatal(err)
+	}
+	a.Stop()
+	if err := c.ended(ctx); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
+		t.Fatalf("connection ended with %v", err)
+	}
+	if n := len(a.Sent(api.KindAgentSetConfigurationResponse)); n != 0 {
+		t.Fatalf("%d delayed answers sent after Stop", n)
+	}
+}
+
+// A listening agent answers a bad subscription handshake as a Broker
+// server does (error frame, close 1008), records it, and keeps listening.
+func TestListeningAgentBadHandshake(t *testing.T) {
+	ctx := testCtx(t)
+	a, err := New(Options{Name: "hs", Connect: ConnectListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Stop()
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, a.URL(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	if err := ws.WriteMessage(websocket.TextMessage, []byte(`{"not":"an array"}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, b, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := broker.DecodeFrame(b)
+	if err != nil || f.Type != broker.FrameError || f.Code != broker.CodeDeserializationFailed {
+		t.Fatalf("answer to a bad handshake: %s (%v)", b, err)
+	}
+	if _, _, err := ws.ReadMessage(); !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("after the error frame: %v, want close 1008", err)
+	}
+	if _, err := a.WaitFor(ctx, func(e Entry) bool { return strings.HasPrefix(e.Detail, "bad subscription handshake") }); err != nil {
+		t.Fatal(err)
+	}
+	if st := a.Status(); st.Connected || st.Connections != 0 {
+		t.Fatalf("a failed handshake counted as a connection: %+v", st)
+	}
+	// A wrong path gets a 404 naming the right one.
+	_, resp, err := websocket.DefaultDialer.DialContext(ctx, strings.Replace(a.URL(), "/v1/messages/json", "/other", 1), nil)
+	if err == nil || resp == nil || resp.StatusCode != 404 {
+		t.Fatalf("wrong path: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	c := controllerDial(t, ctx, a.URL())
+	if _, ok := nextTyped(t, ctx, c).(api.NotifyAgentHello); !ok {
+		t.Fatal("no hello after a bad handshake")
+	}
+}

@@ -311,6 +311,11 @@ type Call struct {
 // Hook decides about one request in Go. Returning false leaves the
 // decision to the agent's Behaviour. The returned rule may be a sequence or
 // probabilistic: its state is kept per request kind.
+//
+// An agent calls its hook on its connection goroutine, one request at a
+// time and in arrival order; a hook shared by a fleet's agents is called
+// concurrently by different agents. It must not block for long: the agent
+// reads nothing else meanwhile.
 type Hook func(Call) (Rule, bool)
 
 // decision is a resolved plain rule: what to do with this very message.
