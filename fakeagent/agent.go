@@ -242,11 +242,13 @@ func (a *Agent) update(f func(st *Status)) {
 		close(a.changed)
 		a.changed = nil
 	}
-	w := a.watcher
-	a.mu.Unlock()
-	if w != nil && (oc != nc || ow != nw) {
-		w.agentChanged(delta(oc, nc), delta(ow, nw))
+	// Told under the lock, so that the watcher sums the changes in the
+	// order they happened and never overshoots. (A Fleet never takes an
+	// agent's lock while holding its own.)
+	if a.watcher != nil && (oc != nc || ow != nw) {
+		a.watcher.agentChanged(delta(oc, nc), delta(ow, nw))
 	}
+	a.mu.Unlock()
 }
 
 func delta(before, after bool) int {
