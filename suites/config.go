@@ -70,6 +70,9 @@ type TargetConfig struct {
 	// Disabled lists behaviour IDs switched off by configuration; their
 	// specs are reported as Disabled.
 	Disabled []string `yaml:"disabled"`
+	// MaxFrameSize is the largest frame the target accepts; the
+	// oversized-frame spec sends one 64 KiB larger. Default 1 MiB.
+	MaxFrameSize int64 `yaml:"max_frame_size"`
 	// Container configures the container target.
 	Container ContainerConfig `yaml:"container"`
 }
@@ -120,8 +123,9 @@ func DefaultConfig() Config {
 	return Config{
 		Profile: "cc42",
 		Target: TargetConfig{
-			Mode:   TargetInproc,
-			Quirks: QuirksZeek42,
+			Mode:         TargetInproc,
+			Quirks:       QuirksZeek42,
+			MaxFrameSize: 1 << 20,
 			Container: ContainerConfig{
 				Port: "2150/tcp",
 			},
@@ -129,11 +133,11 @@ func DefaultConfig() Config {
 		Timeouts: Timeouts{
 			Connect:           10 * time.Second,
 			Hello:             5 * time.Second,
-			ControllerRequest: 300 * time.Millisecond,
-			ExpirySweep:       100 * time.Millisecond,
+			ControllerRequest: 150 * time.Millisecond,
+			ExpirySweep:       50 * time.Millisecond,
 			ResponseWait:      5 * time.Second,
-			Consistency:       300 * time.Millisecond,
-			Slack:             500 * time.Millisecond,
+			Consistency:       150 * time.Millisecond,
+			Slack:             250 * time.Millisecond,
 		},
 		AgentHost: "127.0.0.1",
 	}
@@ -342,6 +346,9 @@ func (c Config) Validate() error {
 	}
 	if c.Target.Quirks != QuirksZeek42 && c.Target.Quirks != QuirksFixed {
 		problems = append(problems, fmt.Sprintf("target.quirks %q: want zeek42 or fixed", c.Target.Quirks))
+	}
+	if c.Target.MaxFrameSize <= 0 {
+		problems = append(problems, "target.max_frame_size must be positive")
 	}
 	if c.Profile == "" {
 		problems = append(problems, "profile is empty")

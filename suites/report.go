@@ -16,25 +16,25 @@ import (
 )
 
 // Outcome is the result of a spec, a pair or a behaviour. The five
-// outcomes are distinct on purpose: a Skip says the target does not claim
-// a feature (with the reason), Disabled that the configuration switched it
-// off, and Error that the harness or its infrastructure failed (target
+// outcomes are distinct on purpose: a OutcomeSkip says the target does not claim
+// a feature (with the reason), OutcomeDisabled that the configuration switched it
+// off, and OutcomeError that the harness or its infrastructure failed (target
 // unreachable, Docker missing when required) — none of them is a Pass.
 type Outcome string
 
-// The outcomes, plus NotRun for catalogued behaviours no selected spec
+// The outcomes, plus OutcomeNotRun for catalogued behaviours no selected spec
 // covered.
 const (
-	Pass     Outcome = "pass"
-	Fail     Outcome = "fail"
-	Skip     Outcome = "skip"
-	Disabled Outcome = "disabled"
-	Error    Outcome = "error"
-	NotRun   Outcome = "not-run"
+	OutcomePass     Outcome = "pass"
+	OutcomeFail     Outcome = "fail"
+	OutcomeSkip     Outcome = "skip"
+	OutcomeDisabled Outcome = "disabled"
+	OutcomeError    Outcome = "error"
+	OutcomeNotRun   Outcome = "not-run"
 )
 
 // rank orders outcomes for aggregation: the worst one wins.
-var rank = map[Outcome]int{Fail: 5, Error: 4, Pass: 3, Skip: 2, Disabled: 1, NotRun: 0}
+var rank = map[Outcome]int{OutcomeFail: 5, OutcomeError: 4, OutcomePass: 3, OutcomeSkip: 2, OutcomeDisabled: 1, OutcomeNotRun: 0}
 
 func worse(a, b Outcome) Outcome {
 	if rank[b] > rank[a] {
@@ -91,8 +91,8 @@ type BehaviorResult struct {
 	Specs   []string `json:"specs,omitempty" yaml:"specs,omitempty"`
 }
 
-// Report is the conformance report: the product of a run.
-type Report struct {
+// ConformanceReport is the conformance report: the product of a run.
+type ConformanceReport struct {
 	Harness   string           `json:"harness" yaml:"harness"`
 	Profile   string           `json:"profile" yaml:"profile"`
 	Target    TargetIdentity   `json:"target" yaml:"target"`
@@ -141,27 +141,27 @@ func specResultFromGinkgo(sr types.SpecReport) (SpecResult, bool) {
 	}
 	switch {
 	case sr.State == types.SpecStatePassed:
-		r.Outcome = Pass
+		r.Outcome = OutcomePass
 	case sr.State == types.SpecStateSkipped:
 		if sr.Failure.Message == "" && marked == "" {
 			return SpecResult{}, false // not selected by the filters
 		}
-		r.Outcome = Skip
-		if marked == Disabled {
-			r.Outcome = Disabled
+		r.Outcome = OutcomeSkip
+		if marked == OutcomeDisabled {
+			r.Outcome = OutcomeDisabled
 		}
 		if r.Reason == "" {
 			r.Reason = sr.Failure.Message
 		}
 	case sr.State == types.SpecStatePending:
-		r.Outcome, r.Reason = Disabled, "pending in the suite source"
+		r.Outcome, r.Reason = OutcomeDisabled, "pending in the suite source"
 	case sr.State.Is(types.SpecStateInterrupted | types.SpecStateAborted):
-		r.Outcome = Error
+		r.Outcome = OutcomeError
 		r.Reason = firstLine(sr.Failure.Message)
 	case sr.State.Is(types.SpecStateFailureStates):
-		r.Outcome = Fail
-		if marked == Error {
-			r.Outcome = Error
+		r.Outcome = OutcomeFail
+		if marked == OutcomeError {
+			r.Outcome = OutcomeError
 		}
 		if r.Reason == "" {
 			r.Reason = firstLine(sr.Failure.Message)
@@ -170,7 +170,7 @@ func specResultFromGinkgo(sr types.SpecReport) (SpecResult, bool) {
 			r.Reason = "spec timed out"
 		}
 	default:
-		r.Outcome, r.Reason = Error, "unexpected spec state "+sr.State.String()
+		r.Outcome, r.Reason = OutcomeError, "unexpected spec state "+sr.State.String()
 	}
 	return r, true
 }
@@ -190,10 +190,10 @@ func firstLine(s string) string {
 func round3(f float64) float64 { return float64(int64(f*1000+0.5)) / 1000 }
 
 // BuildReport aggregates spec results per pair and per catalogued
-// behaviour. Every catalogued behaviour appears, NotRun when no selected
+// behaviour. Every catalogued behaviour appears, OutcomeNotRun when no selected
 // spec covered it.
-func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed time.Duration, specs []SpecResult, cat []catalog.Behavior) Report {
-	r := Report{
+func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed time.Duration, specs []SpecResult, cat []catalog.Behavior) ConformanceReport {
+	r := ConformanceReport{
 		Harness: "zcc " + harnessVersion(),
 		Profile: cfg.Profile,
 		Target:  target,
@@ -203,7 +203,7 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 		Counts:  map[string]int{},
 		Specs:   specs,
 		Config:  cfg,
-		Result:  Pass,
+		Result:  OutcomePass,
 	}
 	sort.SliceStable(r.Specs, func(i, j int) bool { return r.Specs[i].Name < r.Specs[j].Name })
 	pairs := map[string]*PairResult{}
@@ -214,13 +214,13 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 	byBehavior := map[string]*BehaviorResult{}
 	for _, s := range r.Specs {
 		r.Counts[string(s.Outcome)]++
-		if s.Outcome == Fail || s.Outcome == Error {
+		if s.Outcome == OutcomeFail || s.Outcome == OutcomeError {
 			r.Result = worse(r.Result, s.Outcome)
 		}
 		if s.Pair != "" {
 			p := pairs[s.Pair]
 			if p == nil {
-				p = &PairResult{Pair: s.Pair, Outcome: NotRun, Counts: map[string]int{}}
+				p = &PairResult{Pair: s.Pair, Outcome: OutcomeNotRun, Counts: map[string]int{}}
 				pairs[s.Pair] = p
 			}
 			p.Outcome = worse(p.Outcome, s.Outcome)
@@ -234,7 +234,7 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 			}
 			b := byBehavior[id]
 			if b == nil {
-				b = &BehaviorResult{ID: id, Outcome: NotRun}
+				b = &BehaviorResult{ID: id, Outcome: OutcomeNotRun}
 				byBehavior[id] = b
 			}
 			if rank[s.Outcome] > rank[b.Outcome] {
@@ -245,13 +245,13 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 		}
 	}
 	if len(r.Specs) == 0 {
-		r.Result = Error
+		r.Result = OutcomeError
 		r.Problems = append(r.Problems, "no spec was selected: a filter that selects nothing is an error")
 	}
 	for _, b := range cat {
 		res := byBehavior[b.ID]
 		if res == nil {
-			res = &BehaviorResult{ID: b.ID, Outcome: NotRun}
+			res = &BehaviorResult{ID: b.ID, Outcome: OutcomeNotRun}
 		}
 		res.Section = b.Section
 		r.Behaviors = append(r.Behaviors, *res)
@@ -264,7 +264,7 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 }
 
 // WriteFiles writes conformance-report.json, .yaml and .md into dir.
-func (r Report) WriteFiles(dir string) error {
+func (r ConformanceReport) WriteFiles(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report dir: %w", err)
 	}
@@ -291,7 +291,7 @@ func (r Report) WriteFiles(dir string) error {
 // countsText renders outcome counts in a fixed order: "12 pass, 1 fail".
 func countsText(c map[string]int) string {
 	var parts []string
-	for _, o := range []Outcome{Pass, Fail, Error, Skip, Disabled} {
+	for _, o := range []Outcome{OutcomePass, OutcomeFail, OutcomeError, OutcomeSkip, OutcomeDisabled} {
 		if n := c[string(o)]; n > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n, o))
 		}
@@ -303,7 +303,7 @@ func countsText(c map[string]int) string {
 }
 
 // Markdown renders the report for humans.
-func (r Report) Markdown() string {
+func (r ConformanceReport) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# zcc conformance report — %s\n\n", strings.ToUpper(string(r.Result)))
 	fmt.Fprintf(&b, "| | |\n|---|---|\n")
@@ -347,7 +347,7 @@ func mdCell(s string) string {
 }
 
 // SummaryTable renders the per-pair table and totals for a terminal.
-func (r Report) SummaryTable() string {
+func (r ConformanceReport) SummaryTable() string {
 	var b strings.Builder
 	w := len("pair")
 	for _, p := range r.Pairs {
@@ -362,10 +362,10 @@ func (r Report) SummaryTable() string {
 		covered[x.Outcome]++
 	}
 	fmt.Fprintf(&b, "\nbehaviours: %d pass, %d fail, %d error, %d skip, %d disabled, %d not run (of %d)\n",
-		covered[Pass], covered[Fail], covered[Error], covered[Skip], covered[Disabled], covered[NotRun], len(r.Behaviors))
+		covered[OutcomePass], covered[OutcomeFail], covered[OutcomeError], covered[OutcomeSkip], covered[OutcomeDisabled], covered[OutcomeNotRun], len(r.Behaviors))
 	fmt.Fprintf(&b, "specs: %s in %.2fs — %s\n", countsText(r.Counts), r.Seconds, strings.ToUpper(string(r.Result)))
 	for _, s := range r.Specs {
-		if s.Outcome == Fail || s.Outcome == Error {
+		if s.Outcome == OutcomeFail || s.Outcome == OutcomeError {
 			fmt.Fprintf(&b, "  %s: %s\n    %s\n", strings.ToUpper(string(s.Outcome)), s.Name, s.Reason)
 		}
 	}
