@@ -320,4 +320,3 @@ func coveredBehaviors(profile string) map[string][]string {
 	}
 	return m
 }
-
