@@ -4,13 +4,17 @@ BIN      ?= bin
 FUZZTIME ?= 15s
 export CGO_ENABLED ?= 0
 
-.PHONY: all build test vet fmt-check unit bench fuzz clean
+.PHONY: all build conform test vet fmt-check unit bench fuzz clean
 
 all: build
 
 ## build: the static zcc binary in bin/
 build:
 	$(GO) build -trimpath -o $(BIN)/zcc ./cmd/zcc
+
+## conform: the full conformance suite against the embedded reference controller
+conform: build
+	$(BIN)/zcc conform --report-dir reports/conform
 
 ## test: vet, gofmt check, and every test with the race detector
 test: vet fmt-check unit

@@ -47,8 +47,6 @@ type Config struct {
 	// Seed randomises spec order and fake-agent faults; 0 picks one (the
 	// report records it).
 	Seed int64 `yaml:"seed"`
-	// AgentHost is the loopback address listening fake agents bind to.
-	AgentHost string `yaml:"agent_host"`
 }
 
 // TargetConfig describes the controller under test.
@@ -133,13 +131,12 @@ func DefaultConfig() Config {
 		Timeouts: Timeouts{
 			Connect:           10 * time.Second,
 			Hello:             5 * time.Second,
-			ControllerRequest: 150 * time.Millisecond,
-			ExpirySweep:       50 * time.Millisecond,
+			ControllerRequest: 100 * time.Millisecond,
+			ExpirySweep:       25 * time.Millisecond,
 			ResponseWait:      5 * time.Second,
-			Consistency:       150 * time.Millisecond,
+			Consistency:       100 * time.Millisecond,
 			Slack:             250 * time.Millisecond,
 		},
-		AgentHost: "127.0.0.1",
 	}
 }
 

@@ -60,7 +60,15 @@ type needs struct {
 
 var registry []specDef
 
-func spec(profile, pair string, behaviors []string, text string, body func(e *Env), opts ...specOpt) {
+func spec(profile, pair string, behaviors []string, text string, body func(e *Env), opts ...SpecOption) {
+	DefineSpec(profile, pair, behaviors, text, body, opts...)
+}
+
+// DefineSpec adds a spec to the suite. Call it from an init function
+// (before Register runs): packages such as scenarios add their specs this
+// way. pair is the request/response pair the spec exercises ("get_instances",
+// "set_configuration", …, or "transport"); behaviors are catalogue IDs.
+func DefineSpec(profile, pair string, behaviors []string, text string, body func(e *Env), opts ...SpecOption) {
 	d := specDef{text: text, profile: profile, pair: pair, behaviors: behaviors, body: body}
 	for _, o := range opts {
 		o(&d)
@@ -68,12 +76,25 @@ func spec(profile, pair string, behaviors []string, text string, body func(e *En
 	registry = append(registry, d)
 }
 
-type specOpt func(*specDef)
+// SpecOption adds labels or requirements to a spec.
+type SpecOption func(*specDef)
 
-func labels(ls ...string) specOpt { return func(d *specDef) { d.labels = append(d.labels, ls...) } }
-func fresh() specOpt              { return func(d *specDef) { d.needs.fresh = true } }
-func observer() specOpt           { return func(d *specDef) { d.needs.observer = true } }
-func controllerFaults() specOpt   { return func(d *specDef) { d.needs.faults = true } }
+// WithLabels adds Ginkgo labels (fault:<kind>, timeout, quirk, …).
+func WithLabels(ls ...string) SpecOption { return func(d *specDef) { d.labels = append(d.labels, ls...) } }
+
+// NeedsFresh marks a spec that needs a controller of its own.
+func NeedsFresh() SpecOption { return func(d *specDef) { d.needs.fresh = true } }
+
+// NeedsObserver marks a spec that observes the controller in-process.
+func NeedsObserver() SpecOption { return func(d *specDef) { d.needs.observer = true } }
+
+// NeedsControllerFaults marks a spec that restarts, pauses or kills the
+// controller.
+func NeedsControllerFaults() SpecOption { return func(d *specDef) { d.needs.faults = true } }
+
+func labels(ls ...string) SpecOption { return WithLabels(ls...) }
+func fresh() SpecOption              { return NeedsFresh() }
+func observer() SpecOption           { return NeedsObserver() }
 
 // registration is one Register call: its config and its target.
 type registration struct {
@@ -269,15 +290,17 @@ func Run(t *testing.T, cfg Config) bool {
 		t.Fatal(err)
 	}
 	gomega.RegisterFailHandler(Fail)
-	Register(func() Config { return cfg })
 	suiteCfg, repCfg := GinkgoConfiguration()
-	ApplyToGinkgo(cfg, &suiteCfg)
+	cfg = ApplyToGinkgo(cfg, &suiteCfg)
+	Register(func() Config { return cfg })
 	return RunSpecs(t, "zcc conformance", suiteCfg, repCfg)
 }
 
 // ApplyToGinkgo copies the config's selection and seed into Ginkgo's suite
-// configuration. An empty selection is an error (FailOnEmpty).
-func ApplyToGinkgo(cfg Config, sc *types.SuiteConfig) {
+// configuration and returns the config with the seed actually used (Ginkgo
+// picks one when the config has none), so the report records it. An empty
+// selection is an error (FailOnEmpty).
+func ApplyToGinkgo(cfg Config, sc *types.SuiteConfig) Config {
 	if cfg.LabelFilter != "" {
 		sc.LabelFilter = cfg.LabelFilter
 	}
@@ -289,18 +312,27 @@ func ApplyToGinkgo(cfg Config, sc *types.SuiteConfig) {
 	}
 	if cfg.Seed != 0 {
 		sc.RandomSeed = cfg.Seed
+	} else {
+		cfg.Seed = sc.RandomSeed
 	}
 	sc.FailOnEmpty = true
+	return cfg
 }
 
-// SpecNames lists the registered specs with their labels, for the
-// catalogue test and `zcc conform --list`.
-func SpecNames(profile string) []string {
+// SpecList lists the registered specs of a profile with their labels, for
+// `zcc conform --list`.
+func SpecList(profile string) []string {
 	var out []string
 	for _, d := range registry {
-		if d.profile == profile {
-			out = append(out, d.text)
+		if d.profile != profile {
+			continue
 		}
+		ls := []string{"pair:" + d.pair}
+		for _, b := range d.behaviors {
+			ls = append(ls, "behavior:"+b)
+		}
+		ls = append(ls, d.labels...)
+		out = append(out, d.text+" ["+strings.Join(ls, ", ")+"]")
 	}
 	sort.Strings(out)
 	return out
