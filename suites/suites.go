@@ -80,7 +80,9 @@ func DefineSpec(profile, pair string, behaviors []string, text string, body func
 type SpecOption func(*specDef)
 
 // WithLabels adds Ginkgo labels (fault:<kind>, timeout, quirk, …).
-func WithLabels(ls ...string) SpecOption { return func(d *specDef) { d.labels = append(d.labels, ls...) } }
+func WithLabels(ls ...string) SpecOption {
+	return func(d *specDef) { d.labels = append(d.labels, ls...) }
+}
 
 // NeedsFresh marks a spec that needs a controller of its own.
 func NeedsFresh() SpecOption { return func(d *specDef) { d.needs.fresh = true } }
