@@ -140,18 +140,11 @@ type Hub struct {
 	clients map[PeerID]*hubClient   // clients past the handshake
 	locals  map[PeerID]*Local
 	onPeer  []func(PeerEvent)
-	// subs is the routing table, rebuilt under mu on every change and read
-	// without locks, so routing never waits for (un)subscriptions.
-	subs atomic.Pointer[[]subscriber]
-	wg   sync.WaitGroup
-}
-
-// subscriber is one routing table entry: exactly one of client and local is set.
-type subscriber struct {
-	id       PeerID
-	prefixes []string
-	client   *hubClient
-	local    *Local
+	// index is the routing table. It changes under mu (and its own lock);
+	// routing takes only the index's read lock, for as long as it takes to
+	// list the matching subscribers.
+	index *routeIndex
+	wg    sync.WaitGroup
 }
 
 // NewHub returns a Hub with opts (defaults filled in).
@@ -185,10 +178,9 @@ func NewHub(opts HubOptions) *Hub {
 		conns:   map[*hubClient]struct{}{},
 		clients: map[PeerID]*hubClient{},
 		locals:  map[PeerID]*Local{},
+		index:   newRouteIndex(),
 	}
 	h.upgrader = websocket.Upgrader{HandshakeTimeout: opts.HandshakeTimeout}
-	empty := []subscriber{}
-	h.subs.Store(&empty)
 	return h
 }
 
@@ -220,43 +212,26 @@ func (h *Hub) notify(ev PeerEvent) {
 	}
 }
 
-// rebuild recomputes the routing table; h.mu must be held.
-func (h *Hub) rebuild() {
-	subs := make([]subscriber, 0, len(h.clients)+len(h.locals))
-	for id, c := range h.clients {
-		subs = append(subs, subscriber{id: id, prefixes: c.topics, client: c})
-	}
-	for id, l := range h.locals {
-		subs = append(subs, subscriber{id: id, prefixes: l.prefixes, local: l})
-	}
-	// A stable order makes delivery order across subscribers repeatable.
-	slices.SortFunc(subs, func(a, b subscriber) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
-	h.subs.Store(&subs)
-}
-
 // route delivers one data message from `from` to every other matching
 // subscriber. The frame is encoded once, on the first match, and the bytes
-// are shared. Locals' handlers run here, on the sender's goroutine.
+// are shared. Locals' handlers run here, on the sender's goroutine, with no
+// lock held.
 func (h *Hub) route(from PeerID, topic string, data Value) error {
-	var raw []byte
-	for _, s := range *h.subs.Load() {
-		if s.id == from || !MatchesPrefix(topic, s.prefixes) {
-			continue
-		}
-		if raw == nil {
-			var err error
-			if raw, err = DataFrame(topic, data).AppendJSON(make([]byte, 0, 256)); err != nil {
-				return fmt.Errorf("encode data message for %q: %w", topic, err)
-			}
-		}
+	buf := matchBuffers.Get().(*[]*subscriber)
+	matches := h.index.match(topic, from, (*buf)[:0])
+	defer func() {
+		clear(matches) // the pool must not keep departed subscribers alive
+		*buf = matches[:0]
+		matchBuffers.Put(buf)
+	}()
+	if len(matches) == 0 {
+		return nil
+	}
+	raw, err := DataFrame(topic, data).AppendJSON(make([]byte, 0, 256))
+	if err != nil {
+		return fmt.Errorf("encode data message for %q: %w", topic, err)
+	}
+	for _, s := range matches {
 		if s.client != nil {
 			if s.client.enqueue(raw) {
 				h.stats.delivered.Add(1)
@@ -285,11 +260,11 @@ func (h *Hub) route(from PeerID, topic string, data Value) error {
 // is called may still finish after Close returns.
 func (h *Hub) Subscribe(prefixes []string, handler func(Delivery)) *Local {
 	l := &Local{
-		id:       PeerID(h.nextID.Add(1)),
-		hub:      h,
-		prefixes: slices.Clone(prefixes),
-		handler:  handler,
+		id:      PeerID(h.nextID.Add(1)),
+		hub:     h,
+		handler: handler,
 	}
+	l.sub = newSubscriber(l.id, prefixes, nil, l)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -297,17 +272,17 @@ func (h *Hub) Subscribe(prefixes []string, handler func(Delivery)) *Local {
 		return l
 	}
 	h.locals[l.id] = l
-	h.rebuild()
+	h.index.add(l.sub)
 	return l
 }
 
 // Local is an in-process subscriber and publisher on a Hub.
 type Local struct {
-	id       PeerID
-	hub      *Hub
-	prefixes []string
-	handler  func(Delivery)
-	closed   atomic.Bool
+	id      PeerID
+	hub     *Hub
+	sub     *subscriber
+	handler func(Delivery)
+	closed  atomic.Bool
 }
 
 // ID returns the Local's peer id (the From of what it publishes).
@@ -338,7 +313,7 @@ func (l *Local) Close() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.locals, l.id)
-	h.rebuild()
+	h.index.remove(l.sub)
 }
 
 // SendError queues one error frame to client `to`.
@@ -411,9 +386,9 @@ func (h *Hub) Close() error {
 	}
 	for _, l := range h.locals {
 		l.closed.Store(true)
+		h.index.remove(l.sub)
 	}
 	clear(h.locals)
-	h.rebuild()
 	h.mu.Unlock()
 	for _, c := range all {
 		c.shutdown(websocket.CloseGoingAway, "Terminating", "hub closed", true)

@@ -28,6 +28,7 @@ type hubClient struct {
 	remote string
 	app    string
 	topics []string // set by the reader before registration, read-only after
+	sub    *subscriber
 	// announced: a connect PeerEvent went out, so a disconnect one is due.
 	// Reader goroutine only (serve reads it after the reader has returned).
 	announced bool
@@ -109,7 +110,7 @@ func (c *hubClient) serve() {
 	delete(h.conns, c)
 	if registered {
 		delete(h.clients, c.id)
-		h.rebuild()
+		h.index.remove(c.sub)
 	}
 	h.mu.Unlock()
 	if c.announced {
@@ -326,6 +327,7 @@ func (c *hubClient) readLoop() (registered bool, err error) {
 		return false, reject(CodeDeserializationFailed, context, closeText, "bad handshake: "+context)
 	}
 	c.topics = topics
+	c.sub = newSubscriber(c.id, topics, c, nil)
 
 	endpoint := opts.Endpoint
 	if endpoint == "" {
@@ -341,7 +343,7 @@ func (c *hubClient) readLoop() (registered bool, err error) {
 		return false, errors.New("hub closed")
 	}
 	h.clients[c.id] = c
-	h.rebuild()
+	h.index.add(c.sub)
 	h.mu.Unlock()
 	if err := c.writeDirect(AckFrame(endpoint, opts.Version)); err != nil {
 		return true, fmt.Errorf("write ack: %w", err)
