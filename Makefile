@@ -2,15 +2,23 @@
 GO       ?= go
 BIN      ?= bin
 FUZZTIME ?= 15s
+IMAGE    ?= zcc
+IMAGE_TAG ?= dev
 export CGO_ENABLED ?= 0
 
-.PHONY: all build conform test vet fmt-check unit bench fuzz clean
+.PHONY: all build conform test vet fmt-check unit bench fuzz clean image
 
 all: build
 
 ## build: the static zcc binary in bin/
 build:
 	$(GO) build -trimpath -o $(BIN)/zcc ./cmd/zcc
+
+## image: the reference controller as a container image, $(IMAGE):$(IMAGE_TAG)
+## and $(IMAGE):latest, built FROM scratch around bin/zcc by the local Docker
+## engine (classic builder; no registry is contacted)
+image: build
+	DOCKER_BUILDKIT=0 docker build --tag $(IMAGE):$(IMAGE_TAG) --tag $(IMAGE):latest .
 
 ## conform: the full conformance suite against the embedded reference controller
 conform: build
