@@ -217,6 +217,15 @@ func (a *argReader) addr(i int) netip.Addr {
 	return ip
 }
 
+func (a *argReader) strings(i int) []string {
+	if !a.ok() {
+		return nil
+	}
+	s, err := decodeStrings(a.args[i])
+	a.check(i, err)
+	return s
+}
+
 func (a *argReader) stringSet(i int) []string {
 	if !a.ok() {
 		return nil

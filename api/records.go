@@ -156,6 +156,25 @@ func openRecord(v broker.Value, name string, fields []string) (record, error) {
 	return record{fields: fields, elems: elems[:len(fields)]}, nil
 }
 
+// openRecordAtLeast is openRecord for a record whose last fields were
+// added in a later Zeek version: a vector with at least required elements
+// is accepted, and the missing trailing fields read as none (unset).
+func openRecordAtLeast(v broker.Value, name string, fields []string, required int) (record, error) {
+	elems, ok := v.AsVector()
+	if !ok {
+		return record{}, valueErrorf("want vector (record %s), got %s", name, v.Kind())
+	}
+	if len(elems) < required {
+		return record{}, valueErrorf("record %s needs at least %d fields, got %d", name, required, len(elems))
+	}
+	if len(elems) >= len(fields) {
+		return record{fields: fields, elems: elems[:len(fields)]}, nil
+	}
+	padded := make([]broker.Value, len(fields))
+	copy(padded, elems)
+	return record{fields: fields, elems: padded}, nil
+}
+
 // get returns field i, or false when the record already failed or the
 // field is none. None is an error in a mandatory field (want names the
 // field's type for the message) and means "unset" otherwise (&optional,
@@ -317,6 +336,28 @@ func (r *record) clusterRole(i int) ClusterRole {
 		return 0
 	}
 	role, err := decodeClusterRole(v)
+	r.check(i, err)
+	return role
+}
+
+// defClusterRole reads a Supervisor::ClusterRole &default=NONE field.
+func (r *record) defClusterRole(i int) ClusterRole {
+	v, ok := r.get(i, broker.KindEnum, false)
+	if !ok {
+		return ClusterRoleNone
+	}
+	role, err := decodeClusterRole(v)
+	r.check(i, err)
+	return role
+}
+
+// role reads a Management::Role &default=NONE field.
+func (r *record) role(i int) Role {
+	v, ok := r.get(i, broker.KindEnum, false)
+	if !ok {
+		return RoleNone
+	}
+	role, err := decodeRole(v)
 	r.check(i, err)
 	return role
 }
