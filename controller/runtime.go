@@ -188,6 +188,9 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 // URL is the controller's WebSocket URL, ws://HOST:PORT/v1/messages/json.
 func (c *Controller) URL() string { return c.server.URL() }
 
+// Name is the controller's node name as it appears in the log.
+func (c *Controller) Name() string { return c.opts.Name }
+
 // Addr is the listening address.
 func (c *Controller) Addr() net.Addr { return c.server.Addr() }
 

@@ -97,7 +97,7 @@ func runController(cmd *cobra.Command, s *controllerSettings) error {
 	if err := c.Close(); err != nil {
 		return fmt.Errorf("controller shutdown: %w", err)
 	}
-	logger.Info("controller stopped", "role", "CONTROLLER", "node", opts.Name)
+	logger.Info("controller stopped", "role", "CONTROLLER", "node", c.Name())
 	return nil
 }
 

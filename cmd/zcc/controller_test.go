@@ -163,6 +163,15 @@ func TestControllerCommandServes(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("command did not stop after cancellation")
 	}
+	for rec := range records {
+		if rec["msg"] == "controller stopped" {
+			if rec["node"] != "ctl-cli" {
+				t.Errorf("stop line %v", rec)
+			}
+			return
+		}
+	}
+	t.Error("no \"controller stopped\" line")
 }
 
 func TestControllerCommandRejectsBadSettings(t *testing.T) {
