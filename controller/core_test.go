@@ -1110,6 +1110,7 @@ func TestCoreConfigValidation(t *testing.T) {
 		{Config{NewID: id, SweepInterval: -1}, "sweep interval"},
 		{Config{}, "NewID"},
 		{Config{NewID: id, Mode: 7}, "unknown mode"},
+		{Config{NewID: id, Profile: api.Mgmt}, "profile mgmt is not supported"},
 	}
 	for _, c := range cases {
 		_, err := NewCore(c.cfg)
