@@ -2,8 +2,8 @@ package controller
 
 import (
 	"errors"
-	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -1114,23 +1114,10 @@ func TestCoreConfigValidation(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := NewCore(c.cfg)
-		if err == nil || !contains(err.Error(), c.want) {
+		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("NewCore(%+v) error %v, want one mentioning %q", c.cfg, err, c.want)
 		}
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(sub) == 0 || (len(s) >= len(sub) && indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }
 
 func TestModeAndQuirkTable(t *testing.T) {
@@ -1155,11 +1142,10 @@ func TestModeAndQuirkTable(t *testing.T) {
 			t.Errorf("ParseMode(%q) = %v, %v", s, m, err)
 		}
 	}
-	if _, err := ParseMode("zeek"); err == nil || !contains(err.Error(), "zeek42 or fixed") {
+	if _, err := ParseMode("zeek"); err == nil || !strings.Contains(err.Error(), "zeek42 or fixed") {
 		t.Errorf("ParseMode(zeek) error %v", err)
 	}
-	if md := QuirkTableMarkdown(); !contains(md, "| quirk.peer-loss |") {
+	if md := QuirkTableMarkdown(); !strings.Contains(md, "| quirk.peer-loss |") {
 		t.Errorf("markdown table:\n%s", md)
 	}
-	_ = fmt.Sprint
 }
