@@ -10,6 +10,10 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
+	// ZeekClient marks a problem that zeek-client 1.5 itself reports (in
+	// DialectMgmt): Msg is then zeek-client's exact wording, which
+	// `zcc client` prints as zeek-client does, without the location.
+	ZeekClient bool
 }
 
 // Error renders "file:line: what is wrong".

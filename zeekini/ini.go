@@ -36,6 +36,18 @@ type entry struct {
 	value    string // trimmed; "" when hasValue is false
 	hasValue bool
 	line     int
+	// indent is the key line's indentation, and blanks counts blank lines
+	// seen since its value last grew (for continuation lines).
+	indent int
+	blanks int
+}
+
+// readRules are the differences between the dialects' readers.
+type readRules struct {
+	// continuations accepts configparser's multi-line values: a line
+	// indented deeper than its key's line continues that key's value
+	// (joined with "\n"; blank lines in between are kept).
+	continuations bool
 }
 
 // lookup returns the section with the given name.
@@ -65,6 +77,15 @@ func (l *errorList) add(line int, format string, args ...any) {
 	l.errs = append(l.errs, &Error{File: l.name, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
+// addZeekClient records a problem that zeek-client 1.5 reports itself,
+// in its words.
+func (l *errorList) addZeekClient(line int, msg string) {
+	l.add(line, "%s", msg)
+	if n := len(l.errs); n > 0 && l.errs[n-1].Msg == msg && l.errs[n-1].Line == line {
+		l.errs[n-1].ZeekClient = true
+	}
+}
+
 // err returns the problems in line order, or nil.
 func (l *errorList) err() error {
 	if len(l.errs) == 0 {
@@ -83,7 +104,7 @@ func (l *errorList) err() error {
 // rejects what configparser would silently accept and zeek-client then
 // misreads: entries before any section, text after a section header,
 // indented continuation lines, duplicate sections.
-func readFile(errs *errorList, r io.Reader) *file {
+func readFile(errs *errorList, r io.Reader, rules readRules) *file {
 	f := &file{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), maxLine)
@@ -105,13 +126,26 @@ func readFile(errs *errorList, r io.Reader) *file {
 		line := string(raw)
 		trimmed := strings.TrimSpace(line)
 		if trimmed == "" {
+			if prev != nil {
+				prev.blanks++
+			}
 			continue
 		}
 		if strings.HasPrefix(trimmed, "#") || strings.HasPrefix(trimmed, ";") {
 			continue
 		}
-		indented := line[0] == ' ' || line[0] == '\t'
-		if indented && prev != nil {
+		indent := len(line) - len(strings.TrimLeft(line, " \t"))
+		if rules.continuations && prev != nil && indent > prev.indent {
+			if !prev.hasValue {
+				errs.add(lineNo, "indented line continues %q from line %d, which has no value", prev.key, prev.line)
+				continue
+			}
+			prev.value += strings.Repeat("\n", prev.blanks) + "\n" + trimmed
+			prev.blanks = 0
+			continue
+		}
+		indented := indent > 0
+		if !rules.continuations && indented && prev != nil {
 			errs.add(lineNo, "indented line continues the value of %q from line %d; multi-line values are not supported", prev.key, prev.line)
 			continue
 		}
@@ -132,6 +166,7 @@ func readFile(errs *errorList, r io.Reader) *file {
 			continue
 		}
 		e := parseEntry(trimmed, lineNo)
+		e.indent = indent
 		if e.key == "" {
 			errs.add(lineNo, "missing key before %q", trimmed[:1])
 			continue
