@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 )
@@ -21,6 +22,7 @@ const (
 	DefaultHubMaxFrameSize  = 1 << 20
 	DefaultHubQueueSize     = 1024
 	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultFlushTimeout     = time.Second
 	// hardFrameCeilingFactor: frames up to this many times MaxFrameSize are
 	// read and discarded with an error frame; anything larger closes the
 	// connection (1009), so a hostile peer cannot make the hub read
@@ -68,6 +70,10 @@ type HubOptions struct {
 	// when pinging (a client that cannot take a frame cannot take a
 	// ping either), otherwise none (the queue's overflow policy applies).
 	WriteTimeout time.Duration
+	// FlushTimeout bounds how long Close (for all clients together) and
+	// Disconnect wait for frames already queued to be written before the
+	// close frame; what is left then is dropped. Default 1 s.
+	FlushTimeout time.Duration
 	Logger       *slog.Logger // default: discard
 }
 
@@ -110,11 +116,12 @@ type HubStats struct {
 	Pongs               uint64
 	PingTimeouts        uint64
 	WriteTimeouts       uint64
+	FlushTimeouts       uint64 // clients closed by Close or Disconnect with frames still queued at the deadline
 }
 
 type hubCounters struct {
 	accepted, delivered, dropped, overflowDisconnects, oversized,
-	badFrames, badHandshakes, pingsSent, pongs, pingTimeouts, writeTimeouts atomic.Uint64
+	badFrames, badHandshakes, pingsSent, pongs, pingTimeouts, writeTimeouts, flushTimeouts atomic.Uint64
 }
 
 // Hub is the server side of Broker's WebSocket JSON API: an http.Handler
@@ -163,6 +170,9 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	if opts.HandshakeTimeout <= 0 {
 		opts.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if opts.FlushTimeout <= 0 {
+		opts.FlushTimeout = DefaultFlushTimeout
 	}
 	if opts.WriteTimeout <= 0 && opts.PingInterval > 0 {
 		opts.WriteTimeout = 2 * opts.PingInterval
@@ -318,11 +328,9 @@ func (l *Local) Close() {
 
 // SendError queues one error frame to client `to`.
 func (h *Hub) SendError(to PeerID, code, context string) error {
-	h.mu.Lock()
-	c := h.clients[to]
-	h.mu.Unlock()
-	if c == nil {
-		return fmt.Errorf("send error frame to peer %d: no such client", to)
+	c, err := h.client(to, "send error frame to")
+	if err != nil {
+		return err
 	}
 	if !c.sendFrame(ErrorFrame(code, context)) {
 		return fmt.Errorf("send error frame to peer %d: %w", to, ErrClosed)
@@ -350,6 +358,7 @@ func (h *Hub) Stats() HubStats {
 		Pongs:               s.pongs.Load(),
 		PingTimeouts:        s.pingTimeouts.Load(),
 		WriteTimeouts:       s.writeTimeouts.Load(),
+		FlushTimeouts:       s.flushTimeouts.Load(),
 	}
 }
 
@@ -375,8 +384,10 @@ func (h *Hub) Peers() []PeerEvent {
 
 // Close closes every client (1001 "Terminating", as Zeek does on
 // shutdown) and every Local, refuses new connections, and waits for all
-// client goroutines. It must not be called from a Local's handler or an
-// OnPeer callback.
+// client goroutines. Frames already queued for a client (a response
+// published just before Close) are written before its close frame, for at
+// most FlushTimeout in all. It must not be called from a Local's handler
+// or an OnPeer callback.
 func (h *Hub) Close() error {
 	h.mu.Lock()
 	h.closed = true
@@ -390,11 +401,92 @@ func (h *Hub) Close() error {
 	}
 	clear(h.locals)
 	h.mu.Unlock()
+	req := closeRequest{code: websocket.CloseGoingAway, text: "Terminating", awaitEcho: true,
+		flushBy: time.Now().Add(h.opts.FlushTimeout)}
 	for _, c := range all {
-		c.shutdown(websocket.CloseGoingAway, "Terminating", "hub closed", true)
+		c.shutdownWith(req, "hub closed")
 	}
 	h.wg.Wait()
 	return nil
+}
+
+// maxCloseReason is the longest close frame reason: a control frame carries
+// at most 125 bytes, two of which are the code.
+const maxCloseReason = 123
+
+// Disconnect closes client id cleanly from the server side: the frames
+// already queued for it are written first (for at most FlushTimeout), then
+// a close frame with code and reason. It returns at once; the disconnect
+// PeerEvent (Reason "disconnected by the hub (code reason)") reports when
+// the client is gone.
+//
+// code must be one a peer may send: 1000–1003, 1007–1014 or 3000–4999;
+// reason is UTF-8 of at most 123 bytes.
+func (h *Hub) Disconnect(id PeerID, code int, reason string) error {
+	if !sendableCloseCode(code) {
+		return fmt.Errorf("disconnect peer %d: close code %d may not be sent; use 1000-1003, 1007-1014 or 3000-4999", id, code)
+	}
+	if len(reason) > maxCloseReason {
+		return fmt.Errorf("disconnect peer %d: close reason is %d bytes, more than the %d a close frame holds", id, len(reason), maxCloseReason)
+	}
+	if !utf8.ValidString(reason) {
+		return fmt.Errorf("disconnect peer %d: close reason %q is not UTF-8", id, reason)
+	}
+	c, err := h.client(id, "disconnect")
+	if err != nil {
+		return err
+	}
+	why := fmt.Sprintf("disconnected by the hub (%d)", code)
+	if reason != "" {
+		why = fmt.Sprintf("disconnected by the hub (%d %s)", code, reason)
+	}
+	req := closeRequest{code: code, text: reason, awaitEcho: true, flushBy: time.Now().Add(h.opts.FlushTimeout)}
+	if !c.shutdownWith(req, why) {
+		return fmt.Errorf("disconnect peer %d: already closing (%s): %w", id, c.reason, ErrClosed)
+	}
+	c.log.Debug("disconnecting client", "code", code, "reason", reason)
+	return nil
+}
+
+// Reset drops client id's TCP connection at once, without a close frame
+// and without writing what is queued for it, as a crashed server would.
+// The disconnect PeerEvent's Reason is "reset by the hub" unless the
+// client was already closing.
+func (h *Hub) Reset(id PeerID) error {
+	c, err := h.client(id, "reset")
+	if err != nil {
+		return err
+	}
+	if !c.shutdownWith(closeRequest{abort: true}, "reset by the hub") {
+		// Already closing (perhaps flushing): cut that short too.
+		_ = c.ws.NetConn().Close()
+	}
+	c.log.Debug("client reset")
+	return nil
+}
+
+// client looks up a connected client for operation op.
+func (h *Hub) client(id PeerID, op string) (*hubClient, error) {
+	h.mu.Lock()
+	c := h.clients[id]
+	h.mu.Unlock()
+	if c == nil {
+		return nil, fmt.Errorf("%s peer %d: no such client", op, id)
+	}
+	return c, nil
+}
+
+// sendableCloseCode reports whether a peer may put code in a close frame
+// (RFC 6455 section 7.4: 1004-1006 and 1015 are reserved, 1016-2999 are
+// for future extensions of the protocol).
+func sendableCloseCode(code int) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	case code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
 }
 
 // ServeHTTP upgrades requests on the Hub's path and serves the client

@@ -30,6 +30,11 @@ func Serve(ctx context.Context, addr string, h *Hub) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve broker hub: %w", err)
 	}
+	return serveListener(ln, h), nil
+}
+
+// serveListener serves h on ln until Close.
+func serveListener(ln net.Listener, h *Hub) *Server {
 	s := &Server{
 		hub:  h,
 		ln:   ln,
@@ -45,7 +50,7 @@ func Serve(ctx context.Context, addr string, h *Hub) (*Server, error) {
 			s.serveErr = err
 		}
 	}()
-	return s, nil
+	return s
 }
 
 // URL returns the WebSocket URL of the Hub, ws://HOST:PORT/v1/messages/json.

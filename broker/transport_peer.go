@@ -20,6 +20,12 @@ import (
 // hubClient is one WebSocket client of a Hub. Its reader runs on the
 // ServeHTTP goroutine; its writer goroutine owns data writes after the
 // handshake and drains the bounded queue `out`.
+//
+// A connection ends in one of three ways (closeRequest): a close frame at
+// once, dropping whatever is queued (errors, timeouts, overflow, the client
+// leaving); a close frame after the queue has been written, within a
+// deadline (Hub.Close, Hub.Disconnect); or no close frame at all
+// (Hub.Reset).
 type hubClient struct {
 	hub    *Hub
 	ws     *websocket.Conn
@@ -33,15 +39,16 @@ type hubClient struct {
 	// Reader goroutine only (serve reads it after the reader has returned).
 	announced bool
 
-	out chan []byte
+	out *frameQueue
 
-	stop       chan struct{} // closed by shutdown: the writer ends the connection
-	stopOnce   sync.Once
-	closeCode  int    // written before stop is closed
-	closeText  string // close frame reason
-	reason     string // for PeerEvent and logs
-	awaitEcho  bool
-	force      *time.Timer
+	stop     chan struct{} // closed by shutdown: the writer ends the connection
+	stopOnce sync.Once
+	req      closeRequest // written before stop is closed
+	reason   string       // for PeerEvent and logs; written before stop is closed
+	force    *time.Timer
+	// registered is set once the client is in the routing table: from then
+	// on frames may be queued for it, and its ack is on the way.
+	registered atomic.Bool
 	acked      chan struct{} // closed by the reader once the ack is written
 	readerDone chan struct{}
 	writerDone chan struct{}
@@ -58,7 +65,7 @@ func newHubClient(h *Hub, ws *websocket.Conn, r *http.Request) *hubClient {
 		id:         PeerID(h.nextID.Add(1)),
 		remote:     r.RemoteAddr,
 		app:        r.Header.Get("X-Application-Name"),
-		out:        make(chan []byte, h.opts.QueueSize),
+		out:        newFrameQueue(h.opts.QueueSize),
 		stop:       make(chan struct{}),
 		acked:      make(chan struct{}),
 		readerDone: make(chan struct{}),
@@ -137,53 +144,86 @@ func disconnectReason(err error) string {
 	return "read failed: " + err.Error()
 }
 
-// shutdown asks the writer to end the connection with a close frame. The
-// first call wins, and it reports whether this call was the first.
-// awaitEcho says whether to give the client closeGrace to answer with its
-// own close frame; a client that stopped reading (ping or write timeout,
-// overflow) would not. Should the writer be stuck in a write to a peer
-// that does not read, a timer drops the TCP connection after closeGrace.
+// closeRequest says how the writer ends the connection.
+type closeRequest struct {
+	code int    // close frame status
+	text string // close frame reason
+	// awaitEcho gives the client closeGrace to answer with its own close
+	// frame; a client that stopped reading (ping or write timeout,
+	// overflow) would not.
+	awaitEcho bool
+	// flushBy, when set, has the writer send the queued frames first, for
+	// as long as this deadline allows.
+	flushBy time.Time
+	// abort drops the TCP connection without a close frame.
+	abort bool
+}
+
+// shutdown asks the writer to end the connection with a close frame at
+// once, dropping queued frames (see shutdownWith).
 func (c *hubClient) shutdown(code int, closeText, reason string, awaitEcho bool) bool {
+	return c.shutdownWith(closeRequest{code: code, text: closeText, awaitEcho: awaitEcho}, reason)
+}
+
+// shutdownWith asks the writer to end the connection as req says. The
+// first call wins, and it reports whether this call was the first. Should
+// the writer be stuck in a write to a peer that does not read, a timer
+// drops the TCP connection closeGrace after the flush deadline (or after
+// the call).
+func (c *hubClient) shutdownWith(req closeRequest, reason string) bool {
 	first := false
 	c.stopOnce.Do(func() {
 		first = true
-		c.closeCode, c.closeText, c.reason, c.awaitEcho = code, closeText, reason, awaitEcho
-		c.force = time.AfterFunc(closeGrace, func() { _ = c.ws.NetConn().Close() })
+		c.req, c.reason = req, reason
+		grace := closeGrace
+		if !req.flushBy.IsZero() {
+			grace += time.Until(req.flushBy)
+		}
+		c.force = time.AfterFunc(grace, func() { _ = c.ws.NetConn().Close() })
 		close(c.stop)
+		switch {
+		case req.abort:
+			// Also ends a write in progress and the reader.
+			_ = c.ws.NetConn().Close()
+		case !req.flushBy.IsZero():
+			// A write already in progress (without a deadline of its own
+			// when WriteTimeout is 0) must not outlast the flush either;
+			// the writer's own deadlines, set per frame, take over after it.
+			_ = c.ws.NetConn().SetWriteDeadline(req.flushBy)
+		}
 	})
 	return first
+}
+
+// closing reports whether shutdown has been called.
+func (c *hubClient) closing() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // enqueue queues a data frame for the writer without ever blocking. When
 // the queue is full the Hub's overflow policy applies.
 func (c *hubClient) enqueue(b []byte) bool {
+	if c.closing() {
+		return false
+	}
 	stats := &c.hub.stats
-	for {
-		select {
-		case <-c.stop:
-			return false
-		default:
-		}
-		select {
-		case c.out <- b:
-			return true
-		default:
-		}
-		if c.hub.opts.Overflow == Disconnect {
-			if c.shutdown(websocket.ClosePolicyViolation, "outbound queue overflow", "outbound queue overflow", false) {
-				stats.overflowDisconnects.Add(1)
-				c.log.Warn("outbound queue full; disconnecting client", "queue", cap(c.out))
-			}
-			return false
-		}
-		select {
-		case <-c.out:
-			if stats.dropped.Add(1) == 1 {
-				c.log.Warn("outbound queue full; dropping oldest frames", "queue", cap(c.out))
-			}
-		default:
+	policy := c.hub.opts.Overflow
+	ok, dropped := c.out.push(b, policy != Disconnect)
+	if dropped && stats.dropped.Add(1) == 1 {
+		c.log.Warn("outbound queue full; dropping oldest frames", "queue", c.hub.opts.QueueSize)
+	}
+	if !ok {
+		if c.shutdown(websocket.ClosePolicyViolation, "outbound queue overflow", "outbound queue overflow", false) {
+			stats.overflowDisconnects.Add(1)
+			c.log.Warn("outbound queue full; disconnecting client", "queue", c.hub.opts.QueueSize)
 		}
 	}
+	return ok
 }
 
 // sendFrame encodes f and queues it.
@@ -344,6 +384,7 @@ func (c *hubClient) readLoop() (registered bool, err error) {
 	}
 	h.clients[c.id] = c
 	h.index.add(c.sub)
+	c.registered.Store(true)
 	h.mu.Unlock()
 	if err := c.writeDirect(AckFrame(endpoint, opts.Version)); err != nil {
 		return true, fmt.Errorf("write ack: %w", err)
@@ -410,16 +451,19 @@ func (c *hubClient) writeLoop() {
 		tick = t.C
 	}
 	// Queued data waits until the reader has written the ack.
-	var out chan []byte
+	var ready chan struct{}
 	acked := c.acked
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-acked:
-			out, acked = c.out, nil
-		case b := <-out:
-			if !c.write(b) {
+			ready, acked = c.out.ready, nil
+		case <-ready:
+			// One frame per turn, so that pings and stop are not held up
+			// by a long queue; pop renews the token for the rest.
+			b, ok, _ := c.out.pop()
+			if ok && !c.write(b, time.Time{}) {
 				return
 			}
 		case <-tick:
@@ -455,10 +499,14 @@ func (c *hubClient) controlTimeout() time.Duration {
 	return controlWriteTimeout
 }
 
-func (c *hubClient) write(b []byte) bool {
-	var deadline time.Time
+// write sends one queued frame, within WriteTimeout and, if set, by
+// `by`.
+func (c *hubClient) write(b []byte, by time.Time) bool {
+	deadline := by
 	if wt := c.hub.opts.WriteTimeout; wt > 0 {
-		deadline = time.Now().Add(wt)
+		if d := time.Now().Add(wt); deadline.IsZero() || d.Before(deadline) {
+			deadline = d
+		}
 	}
 	_ = c.ws.SetWriteDeadline(deadline)
 	err := c.ws.WriteMessage(websocket.TextMessage, b)
@@ -467,6 +515,9 @@ func (c *hubClient) write(b []byte) bool {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
+		if !by.IsZero() && !time.Now().Before(by) {
+			return false // the flush deadline, not WriteTimeout: flush reports it
+		}
 		c.hub.stats.writeTimeouts.Add(1)
 		c.log.Warn("write timed out; closing", "timeout", c.hub.opts.WriteTimeout)
 		c.shutdown(websocket.CloseInternalServerErr, "write timeout", "write timeout", false)
@@ -476,13 +527,24 @@ func (c *hubClient) write(b []byte) bool {
 	return false
 }
 
-// finish sends the close frame, gives the client closeGrace to answer it,
-// and drops the TCP connection.
+// finish writes the queued frames if asked to, sends the close frame,
+// gives the client closeGrace to answer it, and drops the TCP connection.
 func (c *hubClient) finish() {
 	<-c.stop // every path out of writeLoop has called shutdown
-	msg := websocket.FormatCloseMessage(c.closeCode, c.closeText)
+	req := c.req
+	if req.abort {
+		c.force.Stop()
+		_ = c.ws.NetConn().Close()
+		return
+	}
+	if !req.flushBy.IsZero() && !c.flush(req.flushBy) {
+		// A client that could not take its frames will not read the
+		// close frame either.
+		req.awaitEcho = false
+	}
+	msg := websocket.FormatCloseMessage(req.code, req.text)
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(c.controlTimeout()))
-	if c.awaitEcho {
+	if req.awaitEcho {
 		timer := time.NewTimer(closeGrace)
 		select {
 		case <-c.readerDone:
@@ -492,4 +554,42 @@ func (c *hubClient) finish() {
 	}
 	c.force.Stop()
 	_ = c.ws.NetConn().Close()
+}
+
+// flush writes the queued frames before the close frame, until the queue
+// is empty (true) or `by` has passed (false).
+func (c *hubClient) flush(by time.Time) bool {
+	if !c.registered.Load() {
+		// Nothing is ever queued for a client outside the routing table.
+		return true
+	}
+	// Queued frames follow the ack, which the reader is about to write.
+	timer := time.NewTimer(time.Until(by))
+	defer timer.Stop()
+	select {
+	case <-c.acked:
+	case <-c.readerDone:
+		return true // the client left before its ack: nothing can reach it
+	case <-timer.C:
+		return c.flushTimedOut()
+	}
+	for {
+		b, ok, _ := c.out.pop()
+		if !ok {
+			return true
+		}
+		if !c.write(b, by) {
+			if !time.Now().Before(by) {
+				return c.flushTimedOut()
+			}
+			return false
+		}
+	}
+}
+
+func (c *hubClient) flushTimedOut() bool {
+	c.hub.stats.flushTimeouts.Add(1)
+	c.log.Warn("queued frames not written before the close deadline; dropping them",
+		"queued", c.out.queued(), "close", c.req.code)
+	return false
 }
