@@ -91,6 +91,10 @@ type Agent struct {
 	st        Status
 	changed   chan struct{} // closed and replaced on status changes; nil until awaited
 	helloSub  bool
+	// pids are the made-up process ids of the agent and its nodes (mgmt
+	// get_nodes), nextPID the last one handed out.
+	pids    map[string]int64
+	nextPID int64
 }
 
 type seenReqid struct {

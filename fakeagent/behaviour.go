@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,9 +24,16 @@ const (
 	// ActionFail answers with success=F, the error text Error and the node
 	// Node (default: the first node of this agent in the configuration,
 	// else the agent's name). A Zeek 4.2 controller needs the node (§5.7).
+	// In answers that carry one Result per node (mgmt deploy, restart and
+	// node_dispatch) only Node's Result fails; a failed deploy Result
+	// carries the node's Stdout and Stderr as NodeOutputs, and no error
+	// text unless Error is given, as Zeek sends it.
 	ActionFail Action = "fail"
 	// ActionFailNoNode answers with success=F and no node at all, which a
-	// Zeek 4.2 controller cannot handle (spec §5.7 step 11).
+	// Zeek 4.2 controller cannot handle (spec §5.7 step 11). In answers
+	// with one Result per node it sends a single Result naming only the
+	// agent, as a Zeek agent does for its own failures (Error "request
+	// timed out" imitates its timeout).
 	ActionFailNoNode Action = "fail_no_node"
 	// ActionNever sends nothing.
 	ActionNever Action = "never"
@@ -121,6 +129,10 @@ type Rule struct {
 	// Node and Error are the failing node and error text of fail.
 	Node  string `json:"node,omitempty" yaml:"node,omitempty"`
 	Error string `json:"error,omitempty" yaml:"error,omitempty"`
+	// Stdout and Stderr are the failing node's outputs (NodeOutputs) that
+	// fail puts into a mgmt deploy_response.
+	Stdout string `json:"stdout,omitempty" yaml:"stdout,omitempty"`
+	Stderr string `json:"stderr,omitempty" yaml:"stderr,omitempty"`
 	// Instance is the name other_instance claims.
 	Instance string `json:"instance,omitempty" yaml:"instance,omitempty"`
 
@@ -193,6 +205,9 @@ func (r Rule) validate(path string, inSequence bool, errs *[]error) {
 	}
 	if r.Node != "" && r.Action != ActionFail {
 		add("node", "only action fail takes a node, not %q", r.actionOrReply())
+	}
+	if (r.Stdout != "" || r.Stderr != "") && r.Action != ActionFail {
+		add("stdout", "only action fail takes node outputs (stdout, stderr), not %q", r.actionOrReply())
 	}
 	if r.Error != "" && r.Action != ActionFail && r.Action != ActionFailNoNode {
 		add("error", "only actions fail and fail_no_node take an error text, not %q", r.actionOrReply())
@@ -324,6 +339,8 @@ type decision struct {
 	delay    time.Duration
 	node     string
 	errText  string
+	stdout   string
+	stderr   string
 	instance string
 	// source says which rule decided ("on.set_configuration_request.sequence[1]", "hook", "default").
 	source string
@@ -369,6 +386,8 @@ func (s *ruleState) resolve(r Rule, path string, newRNG func() *rand.Rand) decis
 		delay:    r.Delay.D(),
 		node:     r.Node,
 		errText:  r.Error,
+		stdout:   r.Stdout,
+		stderr:   r.Stderr,
 		instance: r.Instance,
 		source:   path,
 	}
@@ -385,6 +404,12 @@ func (d decision) describe() string {
 	}
 	if d.errText != "" {
 		parts = append(parts, "error "+d.errText)
+	}
+	if d.stdout != "" {
+		parts = append(parts, "stdout "+strconv.Quote(d.stdout))
+	}
+	if d.stderr != "" {
+		parts = append(parts, "stderr "+strconv.Quote(d.stderr))
 	}
 	if d.instance != "" {
 		parts = append(parts, "instance "+d.instance)

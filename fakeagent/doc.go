@@ -8,6 +8,17 @@
 // clustercontroller-v1.md §7): a hello on every connection, success answers
 // naming itself, and no answer to a configuration with an empty reqid.
 //
+// With profile api.Mgmt it is a Zeek 5.2+ agent as a real Zeek controller
+// accepts it over WebSocket (spec management-websocket.md §3): its hello
+// carries an endpoint id and the connecting flag and repeats every second
+// until the agent is welcomed; deploy is answered with one Result per node
+// of the agent's instance; get_nodes with the NodeStatus of the agent and
+// its nodes (RUNNING, with made-up process ids that change when a node is
+// started again); node_dispatch get_id_value with each node's value as JSON
+// text (Options.IDValues); restart with one Result per restarted node. The
+// fail action fails one node of such per-node answers and carries the
+// rule's stdout and stderr as the node's NodeOutputs.
+//
 // What an agent does with each incoming request is decided per message by a
 // Behaviour — a plain, serialisable value whose field names are those of the
 // YAML scenario format — or by a Go Hook function. The vocabulary of actions

@@ -162,9 +162,8 @@ func (a *Agent) adopt(msg api.Message) {
 	case api.AgentSetConfigurationRequest:
 		c := m.Config
 		a.config = &c
-	case api.AgentDeployRequest:
-		c := m.Config
-		a.config = &c
+	case api.AgentDeployRequest, api.AgentRestartRequest:
+		a.adoptMgmtLocked(m)
 	case api.AgentStandbyRequest:
 		// A real agent applies an empty configuration on standby (§7.4).
 		a.config = nil
@@ -188,11 +187,19 @@ func (a *Agent) act(s *session, d decision, msg api.Message, reply api.Message, 
 			if node == "" {
 				node = a.defaultFailNode(msg)
 			}
-			send(withFailure(reply, node, errTextOr(d.errText), true))
+			if perNode(reply) {
+				send(a.failNode(reply, node, d))
+			} else {
+				send(withFailure(reply, node, errTextOr(d.errText), true))
+			}
 		}
 	case ActionFailNoNode:
 		if reply != nil {
-			send(withFailure(reply, "", errTextOr(d.errText), false))
+			if perNode(reply) {
+				send(a.failAgent(reply, errTextOr(d.errText)))
+			} else {
+				send(withFailure(reply, "", errTextOr(d.errText), false))
+			}
 		}
 	case ActionNever:
 	case ActionTwice:

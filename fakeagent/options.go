@@ -1,11 +1,13 @@
 package fakeagent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,7 +37,10 @@ const (
 	// every peering. The default.
 	HelloOnce HelloPolicy = "once"
 	// HelloRepeat: a hello at once and then every HelloInterval until the
-	// agent is welcomed (what Zeek 5.x agents do).
+	// agent is welcomed. The default of profile mgmt: a Zeek controller
+	// drops the hello of a WebSocket agent that is not yet in its
+	// configuration, and welcomes it only on a later hello (spec
+	// management-websocket.md §3.6).
 	HelloRepeat HelloPolicy = "repeat"
 	// HelloNone: never say hello.
 	HelloNone HelloPolicy = "none"
@@ -75,7 +80,8 @@ type Options struct {
 	// APIVersion is announced in the hello; default the profile's. Any
 	// value, including 0, can be set.
 	APIVersion *uint64 `json:"api_version,omitempty" yaml:"api_version,omitempty"`
-	// Hello is the hello policy; default once per connection.
+	// Hello is the hello policy; default once per connection for cc42 and
+	// repeat (until welcomed) for mgmt.
 	Hello HelloPolicy `json:"hello,omitempty" yaml:"hello,omitempty"`
 	// HelloInterval is the repeat interval of HelloRepeat; default 1 s.
 	HelloInterval Duration `json:"hello_interval,omitempty" yaml:"hello_interval,omitempty"`
@@ -99,6 +105,10 @@ type Options struct {
 	// agent's topic that its subscription prefix also matches ("a1" sees
 	// "a10"'s traffic, spec §12.1). A real agent handles them.
 	ExactTopic bool `json:"exact_topic,omitempty" yaml:"exact_topic,omitempty"`
+	// IDValues are the script identifiers the agent's nodes know (mgmt
+	// node_dispatch get_id_value), as JSON text, on top of
+	// DefaultIDValues; other identifiers fail with "unknown id".
+	IDValues map[string]string `json:"id_values,omitempty" yaml:"id_values,omitempty"`
 	// TranscriptLimit keeps only the newest N entries (0: all).
 	TranscriptLimit int `json:"transcript_limit,omitempty" yaml:"transcript_limit,omitempty"`
 	// DialTimeout bounds one connection attempt; default 5 s.
@@ -190,6 +200,9 @@ func (o Options) resolve() (resolved, error) {
 	switch o.Hello {
 	case "":
 		r.Hello = HelloOnce
+		if r.profile == api.Mgmt {
+			r.Hello = HelloRepeat
+		}
 	case HelloOnce, HelloRepeat, HelloNone:
 	default:
 		errs = append(errs, fmt.Errorf("hello: %q is not one of %q, %q, %q", o.Hello, HelloOnce, HelloRepeat, HelloNone))
@@ -219,6 +232,11 @@ func (o Options) resolve() (resolved, error) {
 	if r.queueSize <= 0 {
 		r.queueSize = DefaultQueueSize
 	}
+	for _, id := range sortedKeys(o.IDValues) {
+		if !json.Valid([]byte(o.IDValues[id])) {
+			errs = append(errs, fmt.Errorf("id_values.%s: %q is not JSON text (a string value needs its quotes)", id, o.IDValues[id]))
+		}
+	}
 	if o.TranscriptLimit < 0 {
 		errs = append(errs, fmt.Errorf("transcript_limit: must not be negative, got %d", o.TranscriptLimit))
 	}
@@ -239,6 +257,15 @@ func pick(d, def time.Duration) time.Duration {
 		return d
 	}
 	return def
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // Uint64 returns a pointer to v, for Options.APIVersion.

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/zcc-harness/zcc/api"
+	"github.com/zcc-harness/zcc/broker"
 )
 
 // agentRequestKinds are the events a controller sends to an agent, in
@@ -81,12 +82,21 @@ func (a *Agent) normalReply(m api.Message) (api.Message, string) {
 			return nil, "a real agent does not answer a configuration with an empty reqid"
 		}
 		return api.AgentSetConfigurationResponse{Reqid: m.Reqid, Result: a.okResult(m.Reqid)}, ""
+	case api.AgentDeployRequest:
+		return a.deployReply(m), ""
+	case api.AgentGetNodesRequest:
+		return a.getNodesReply(m)
+	case api.AgentNodeDispatchRequest:
+		return a.dispatchReply(m), ""
+	case api.AgentRestartRequest:
+		return a.restartReply(m), ""
 	}
 	return nil, "no answer defined for this request"
 }
 
 // defaultFailNode picks the node a failure names when the rule gives none:
-// the first of this agent's nodes in the configuration, else its name.
+// the first of this agent's nodes in the configuration (for restart and
+// node_dispatch: the first it was asked about), else its name.
 func (a *Agent) defaultFailNode(m api.Message) string {
 	var nodes []api.Node
 	switch m := m.(type) {
@@ -94,6 +104,21 @@ func (a *Agent) defaultFailNode(m api.Message) string {
 		nodes = m.Config.Nodes
 	case api.AgentDeployRequest:
 		nodes = m.Config.Nodes
+	case api.AgentRestartRequest:
+		if t := a.targetNodes(m.Nodes); len(t) > 0 {
+			return t[0]
+		}
+	case api.AgentNodeDispatchRequest:
+		if t := a.targetNodes(m.Nodes); len(t) > 0 {
+			return t[0]
+		}
+	}
+	if nodes == nil {
+		a.mu.Lock()
+		if a.config != nil {
+			nodes = a.config.Nodes
+		}
+		a.mu.Unlock()
 	}
 	best := ""
 	for _, n := range nodes {
@@ -172,12 +197,14 @@ func withReqid(m api.Message, reqid string) api.Message {
 	return mapResults(m, func(res *api.Result) { res.Reqid = reqid })
 }
 
-// withFailure marks the reply failed. With withNode, node is named in every
-// Result; otherwise the Results carry no node.
+// withFailure marks the reply failed (a failure carries no data). With
+// withNode, node is named in every Result; otherwise the Results carry no
+// node.
 func withFailure(m api.Message, node, errText string, withNode bool) api.Message {
 	return mapResults(m, func(res *api.Result) {
 		res.Success = false
 		res.Error = errText
+		res.Data = broker.None()
 		if withNode {
 			res.Node = api.Some(node)
 		} else {

@@ -24,6 +24,8 @@ type scripted struct {
 	conns chan *scriptConn
 	// ack is the ack frame's text, sent after the subscriptions.
 	ack []byte
+	// profile decodes what agents send and encodes what send sends.
+	profile *api.Profile
 }
 
 type scriptConn struct {
@@ -34,6 +36,8 @@ type scriptConn struct {
 	// end receives the read error that ended the connection.
 	end chan error
 	wmu sync.Mutex
+	// profile decodes the agent's frames and encodes send's messages.
+	profile *api.Profile
 }
 
 // scriptFrame is one frame the controller side received from an agent.
@@ -47,11 +51,17 @@ type scriptFrame struct {
 
 func newScripted(t *testing.T) *scripted {
 	t.Helper()
+	return newScriptedProfile(t, api.CC42)
+}
+
+// newScriptedProfile is newScripted speaking profile p.
+func newScriptedProfile(t *testing.T, p *api.Profile) *scripted {
+	t.Helper()
 	ack, err := broker.AckFrame("scripted-controller", "test").Encode()
 	if err != nil {
 		t.Fatalf("encode ack: %v", err)
 	}
-	s := &scripted{t: t, conns: make(chan *scriptConn, 16), ack: ack}
+	s := &scripted{t: t, conns: make(chan *scriptConn, 16), ack: ack, profile: p}
 	up := websocket.Upgrader{}
 	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := up.Upgrade(w, r, nil)
@@ -72,7 +82,7 @@ func newScripted(t *testing.T) *scripted {
 			ws.Close()
 			return
 		}
-		c := &scriptConn{t: t, ws: ws, topics: topics, frames: make(chan scriptFrame, 256), end: make(chan error, 1)}
+		c := &scriptConn{t: t, ws: ws, topics: topics, frames: make(chan scriptFrame, 256), end: make(chan error, 1), profile: s.profile}
 		s.conns <- c
 		c.readLoop()
 	}))
@@ -113,7 +123,7 @@ func (c *scriptConn) readLoop() {
 			sf.ev, sf.err = sf.f.Event()
 		}
 		if sf.err == nil {
-			sf.msg, sf.err = api.CC42.Decode(sf.ev)
+			sf.msg, sf.err = c.profile.Decode(sf.ev)
 		}
 		c.frames <- sf
 	}
@@ -190,10 +200,10 @@ func (c *scriptConn) sendEvent(topic string, ev broker.Event) {
 	c.sendRaw(raw)
 }
 
-// send encodes m with the cc42 profile and publishes it on topic.
+// send encodes m with the connection's profile and publishes it on topic.
 func (c *scriptConn) send(topic string, m api.Message) {
 	c.t.Helper()
-	ev, err := api.CC42.Encode(m)
+	ev, err := c.profile.Encode(m)
 	if err != nil {
 		c.t.Fatalf("encode %T: %v", m, err)
 	}
