@@ -25,6 +25,11 @@ const (
 	// Errors(). They are side information: when nobody reads them the
 	// oldest are dropped rather than stalling the data stream.
 	clientErrorQueue = 256
+	// errorChanSize is the buffer of the Errors() channel itself. Frames
+	// beyond it wait in a backlog that exists only while it holds
+	// something, because nearly every connection sees no error frame at
+	// all and 256 frames up front would be most of an idle Conn's heap.
+	errorChanSize = 8
 	// closeGrace is how long a clean close waits for the peer's close
 	// frame before the TCP connection is dropped anyway.
 	closeGrace = time.Second
@@ -89,6 +94,8 @@ type Conn struct {
 
 	msgs chan Message
 	errs chan Frame
+	// errQ holds the error frames that did not fit in errs.
+	errQ errorBacklog
 
 	// wlock serialises writers; a channel rather than a mutex so that
 	// waiting for it honours the caller's context.
@@ -131,7 +138,7 @@ func Dial(ctx context.Context, url string, topics []string, opts *DialOptions) (
 	c := &Conn{
 		ws:      ws,
 		msgs:    make(chan Message, o.QueueSize),
-		errs:    make(chan Frame, clientErrorQueue),
+		errs:    make(chan Frame, errorChanSize),
 		wlock:   make(chan struct{}, 1),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
@@ -296,7 +303,7 @@ func (c *Conn) Messages() <-chan Message { return c.msgs }
 // sends them for frames it rejects and for backend failures). They never
 // appear in Messages. If nobody reads them, the oldest beyond 256 are
 // dropped (see ErrorsDropped). The channel is closed when the connection
-// has ended.
+// has ended; unread frames stay readable then, the newest 8 of them.
 func (c *Conn) Errors() <-chan Frame { return c.errs }
 
 // ErrorsDropped counts error frames dropped because Errors was not read.
@@ -384,7 +391,7 @@ func (c *Conn) readLoop(acks chan<- handshakeResult) {
 	defer func() {
 		_ = c.ws.NetConn().Close()
 		close(c.msgs)
-		close(c.errs)
+		c.endErrors()
 		close(c.done)
 	}()
 	acked := false
@@ -442,19 +449,121 @@ func (c *Conn) deliver(m Message) {
 	}
 }
 
-// pushError queues an error frame, dropping the oldest when the queue is
-// full. The reader is the only sender, so the retry always succeeds.
+// errorBacklog holds the error frames that did not fit in the Errors()
+// channel, oldest first, while a pump goroutine moves them into it. Both
+// exist only while the backlog holds frames, so a connection that never
+// gets more than a few error frames at a time never pays for either.
+type errorBacklog struct {
+	mu      sync.Mutex
+	frames  []Frame
+	pumping bool          // a pump goroutine is running; the reader must not bypass it
+	// inFlight: the pump has taken a frame off frames and is sending it.
+	// It is counted as waiting until the pump comes back for the next one,
+	// so the count may be one too high for a moment, never too low.
+	inFlight bool
+	stop    chan struct{} // closed when the reader ends; made with the first pump
+	pumps   sync.WaitGroup
+}
+
+// pushError queues an error frame, dropping the oldest when 256 are
+// waiting. The reader is its only caller.
 func (c *Conn) pushError(f Frame) {
-	for {
+	q := &c.errQ
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.pumping {
 		select {
 		case c.errs <- f:
 			return
 		default:
 		}
+	}
+	waiting := len(c.errs) + len(q.frames)
+	if q.inFlight {
+		waiting++
+	}
+	if waiting >= clientErrorQueue {
 		select {
 		case <-c.errs:
-			c.errDropped.Add(1)
 		default:
+			// The consumer emptied the channel meanwhile; the backlog's
+			// head is the oldest left.
+			q.frames[0] = Frame{}
+			q.frames = q.frames[1:]
+		}
+		c.errDropped.Add(1)
+	}
+	q.frames = append(q.frames, f)
+	if !q.pumping {
+		q.pumping = true
+		if q.stop == nil {
+			q.stop = make(chan struct{})
+		}
+		q.pumps.Add(1)
+		go c.pumpErrors(q.stop)
+	}
+}
+
+// pumpErrors moves the backlog into the Errors() channel as the consumer
+// makes room, and ends when the backlog is empty or the reader has ended.
+func (c *Conn) pumpErrors(stop <-chan struct{}) {
+	q := &c.errQ
+	defer q.pumps.Done()
+	for {
+		q.mu.Lock()
+		q.inFlight = false // the previous frame, if any, is in the channel
+		if len(q.frames) == 0 {
+			q.frames, q.pumping = nil, false
+			q.mu.Unlock()
+			return
+		}
+		f := q.frames[0]
+		q.frames[0] = Frame{}
+		q.frames = q.frames[1:]
+		q.inFlight = true
+		q.mu.Unlock()
+		select {
+		case c.errs <- f:
+		case <-stop:
+			q.mu.Lock()
+			q.frames = append([]Frame{f}, q.frames...)
+			q.pumping, q.inFlight = false, false
+			q.mu.Unlock()
+			return
 		}
 	}
+}
+
+// endErrors closes the Errors() channel once the reader has ended. A pump
+// must not outlive the connection (nobody may ever read), so what is still
+// in the backlog goes into the channel as far as it has room, the oldest
+// giving way.
+func (c *Conn) endErrors() {
+	q := &c.errQ
+	q.mu.Lock()
+	stop := q.stop
+	q.mu.Unlock()
+	if stop != nil {
+		close(stop)
+		q.pumps.Wait()
+	}
+	q.mu.Lock()
+	rest := q.frames
+	q.frames = nil
+	q.mu.Unlock()
+	for _, f := range rest {
+		for sent := false; !sent; {
+			select {
+			case c.errs <- f:
+				sent = true
+			default:
+				select {
+				case <-c.errs:
+					c.errDropped.Add(1)
+				default:
+				}
+			}
+		}
+	}
+	close(c.errs)
 }
