@@ -456,13 +456,13 @@ func (c *Conn) deliver(m Message) {
 type errorBacklog struct {
 	mu      sync.Mutex
 	frames  []Frame
-	pumping bool          // a pump goroutine is running; the reader must not bypass it
+	pumping bool // a pump goroutine is running; the reader must not bypass it
 	// inFlight: the pump has taken a frame off frames and is sending it.
 	// It is counted as waiting until the pump comes back for the next one,
 	// so the count may be one too high for a moment, never too low.
 	inFlight bool
-	stop    chan struct{} // closed when the reader ends; made with the first pump
-	pumps   sync.WaitGroup
+	stop     chan struct{} // closed when the reader ends; made with the first pump
+	pumps    sync.WaitGroup
 }
 
 // pushError queues an error frame, dropping the oldest when 256 are
