@@ -50,6 +50,9 @@ func (s *Scenario) Run(e *suites.Env) {
 	if s.Quirks != QuirksAny && string(s.Quirks) != e.Cfg.Target.Quirks {
 		Skip(fmt.Sprintf("scenario expects the %s quirk mode; the target declares %s", s.Quirks, e.Cfg.Target.Quirks))
 	}
+	if !s.Timeouts.ControllerAtLeast.IsZero() {
+		e.EnsureControllerTimeout(s.Timeouts.ControllerAtLeast.Resolve(nil))
+	}
 	r := &run{
 		s: s, e: e, timing: TimingOf(e.Cfg.Timeouts),
 		agents: map[string]*fakeagent.Agent{}, behaviours: map[string]Behaviour{},
@@ -754,7 +757,7 @@ func (r *run) agentEvent(ref string, ex *AgentEventExpect, dir fakeagent.Directi
 	verb := map[fakeagent.Direction]string{fakeagent.In: "received", fakeagent.Out: "sent"}[dir]
 	members := r.s.groups[ref]
 	within := r.resolve(ex.Within, r.responseBound())
-	want := 1
+	want := max(ex.AtLeast, 1)
 	if ex.Count != nil {
 		want = *ex.Count
 	}

@@ -50,6 +50,9 @@ type Timeouts struct {
 	Response Duration `yaml:"response" doc:"How long an expect step waits for what must come (a response, an event at an agent); default response_wait."`
 	Hello    Duration `yaml:"hello" doc:"How long to wait for started agents to say hello; default hello."`
 	Quiet    Duration `yaml:"quiet" doc:"How long to watch to conclude that something does not happen (expect_no_response, exact counts); default consistency."`
+	// ControllerAtLeast is absolute: it sets the timing the other
+	// durations are relative to.
+	ControllerAtLeast Duration `yaml:"controller_at_least" doc:"The scenario needs a controller request timeout of at least this (an absolute duration), e.g. to welcome and configure a hundred agents in time. The in-process controller is given it; on targets with a shorter timeout the scenario is skipped with the reason."`
 }
 
 // Agent declares one fake agent, or a group of count agents named by a
@@ -199,7 +202,8 @@ type ExpectNoResponseStep struct {
 // AgentEventExpect says what an agent must have received or sent.
 type AgentEventExpect struct {
 	Event    string   `yaml:"event" required:"true" doc:"Event short name, e.g. set_configuration_request, agent_standby_request (received) or notify_agent_hello, set_configuration_response (sent)."`
-	Count    *int     `yaml:"count" doc:"Exactly this many in total since the agent started (0: never); default at least one."`
+	Count    *int     `yaml:"count" doc:"Exactly this many in total since the agent started (0: never)."`
+	AtLeast  int      `yaml:"at_least" doc:"At least this many in total since the agent started; default 1 unless count is given."`
 	Within   Duration `yaml:"within" doc:"How long to wait for them; default timeouts.response."`
 	For      Duration `yaml:"for" doc:"With count: how long to keep watching that no more arrive; default timeouts.quiet."`
 	Reqid    *string  `yaml:"reqid" doc:"Every one carries this reqid (\"\" for standby requests)."`

@@ -93,6 +93,7 @@ type checker struct {
 	groups  map[string][]string // group (or agent) name → member names
 	labels  map[string]*requestInfo
 	current map[string]Behaviour // each agent's behaviour as the steps go
+	refs    []referenceTiming    // the reference timings, as this scenario sees them
 }
 
 // at is the position to report for a path: the value there, or else the
@@ -130,6 +131,7 @@ func validate(s *Scenario, sink *errorSink, fsys fs.FS, dir string) {
 		s: s, sink: sink, fsys: fsys, dir: dir,
 		agents: map[string]*agentInfo{}, groups: map[string][]string{},
 		labels: map[string]*requestInfo{}, current: map[string]Behaviour{},
+		refs: referenceTimings,
 	}
 	c.header()
 	c.declareAgents()
@@ -175,9 +177,36 @@ func (c *checker) header() {
 	for _, f := range []struct {
 		p string
 		d Duration
-	}{{"timeouts.response", s.Timeouts.Response}, {"timeouts.hello", s.Timeouts.Hello}, {"timeouts.quiet", s.Timeouts.Quiet}} {
+	}{{"timeouts.response", s.Timeouts.Response}, {"timeouts.hello", s.Timeouts.Hello}, {"timeouts.quiet", s.Timeouts.Quiet}, {"timeouts.controller_at_least", s.Timeouts.ControllerAtLeast}} {
 		c.positive(f.p, f.d)
 	}
+	if s.Timeouts.ControllerAtLeast.Relative() {
+		c.errf("timeouts.controller_at_least", "%s: give an absolute duration (it sets the controller_timeout the other durations are relative to)", s.Timeouts.ControllerAtLeast)
+	}
+	c.refs = scenarioTimings(s)
+}
+
+// scenarioTimings are the reference timings as the scenario will see
+// them: with the controller timeout it asks for, where that is longer.
+func scenarioTimings(s *Scenario) []referenceTiming {
+	out := make([]referenceTiming, len(referenceTimings))
+	for i, ref := range referenceTimings {
+		out[i] = ref
+		least := s.Timeouts.ControllerAtLeast.Resolve(ref.timing)
+		if s.Timeouts.ControllerAtLeast.Relative() || least <= ref.timing[TimingControllerTimeout] {
+			continue
+		}
+		t := Timing{}
+		for k, v := range ref.timing {
+			t[k] = v
+		}
+		grow := least - t[TimingControllerTimeout]
+		t[TimingControllerTimeout] += grow
+		t[TimingTimeoutLatest] += grow
+		t[TimingResponseWait] += grow
+		out[i].timing = t
+	}
+	return out
 }
 
 func (c *checker) covers() {
@@ -225,7 +254,7 @@ func (c *checker) positive(p string, d Duration) {
 	if d.IsZero() {
 		return
 	}
-	for _, ref := range referenceTimings {
+	for _, ref := range c.refs {
 		if d.Resolve(ref.timing) <= 0 {
 			c.errf(p, "%s must be longer than zero", d)
 			return
@@ -333,7 +362,7 @@ func (c *checker) behaviour(p string, b Behaviour) {
 	if c.profile == nil || len(b.On) == 0 {
 		return
 	}
-	fb := b.toFake(referenceTimings[0].timing, func(s string) string { return s })
+	fb := b.toFake(c.refs[0].timing, func(s string) string { return s })
 	for k, r := range b.On {
 		if r.Instance != "" && !shortNameRE.MatchString(r.Instance) {
 			c.errf(p+".on."+k+".instance", "%q: want letters, digits, _ and -", r.Instance)
@@ -623,6 +652,9 @@ func (c *checker) instanceRef(p string, ref InstanceRef) []string {
 
 // configFile parses a zeek-client INI file beside the scenario.
 func (c *checker) configFile(p string, step int, file string) []string {
+	if c.profile == nil {
+		return nil
+	}
 	if c.fsys == nil {
 		c.errf(p, "cannot read %s: no directory to read it from", file)
 		return nil
@@ -638,7 +670,12 @@ func (c *checker) configFile(p string, step int, file string) []string {
 		return nil
 	}
 	defer f.Close()
-	cfg, err := zeekini.Parse(display, f)
+	dialect, err := zeekini.DialectFor(c.profile)
+	if err != nil {
+		c.errf(p, "%v", err)
+		return nil
+	}
+	cfg, err := zeekini.ParseOptions(display, f, zeekini.Options{Dialect: dialect})
 	if err != nil {
 		var list zeekini.ErrorList
 		if errors.As(err, &list) {
@@ -674,7 +711,7 @@ func (c *checker) expect(p string, req *requestInfo, ex *ResponseExpect) {
 		withinPath = p
 	}
 	if !ex.NotBefore.IsZero() {
-		for _, ref := range referenceTimings {
+		for _, ref := range c.refs {
 			if nb, w := ex.NotBefore.Resolve(ref.timing), within.Resolve(ref.timing); nb >= w {
 				c.errf(p+".not_before", "not_before %s (%s %s) leaves no time before within %s (%s): nothing can arrive in between", ex.NotBefore, nb, ref.label, within, w)
 				break
@@ -698,7 +735,7 @@ func (c *checker) expect(p string, req *requestInfo, ex *ResponseExpect) {
 		}
 	}
 	if ex.TimedOut || (ex.Error != nil && *ex.Error == "request timed out") {
-		for _, ref := range referenceTimings {
+		for _, ref := range c.refs {
 			w, latest := within.Resolve(ref.timing), ref.timing[TimingTimeoutLatest]
 			if w < latest {
 				c.errf(withinPath, "waits %s for a timeout Result (%s %s), but the controller may send it as late as timeout_latest (%s): wait at least timeout_latest", within, w, ref.label, latest)
@@ -787,7 +824,7 @@ func (c *checker) agentDelays(p, withinPath string, within Duration, req *reques
 		if !ok {
 			continue
 		}
-		for _, ref := range referenceTimings {
+		for _, ref := range c.refs {
 			d, timeout, w := delay.Resolve(ref.timing), ref.timing[TimingControllerTimeout], within.Resolve(ref.timing)
 			if d >= timeout {
 				c.errf(p, "agent %s answers after %s (%s %s), but the controller gives up after controller_timeout (%s): its success cannot be seen; make the delay relative, e.g. 0.5x controller_timeout", name, delay, d, ref.label, timeout)
@@ -846,6 +883,12 @@ func (c *checker) agentEvent(p, kindKey, ref string, ex *AgentEventExpect, kinds
 	}
 	if ex.Count != nil && *ex.Count < 0 {
 		c.errf(p+".count", "must not be negative")
+	}
+	if ex.AtLeast < 0 {
+		c.errf(p+".at_least", "must not be negative")
+	}
+	if ex.Count != nil && ex.AtLeast != 0 {
+		c.errf(p+".at_least", "give count (exactly) or at_least, not both")
 	}
 	if !ex.For.IsZero() && ex.Count == nil {
 		c.errf(p+".for", "for watches that no more arrive: it needs a count")
