@@ -54,6 +54,36 @@ func nodePos(n ast.Node) Pos {
 	return Pos{p.Line, p.Column}
 }
 
+// collectAnchors records every anchor of the document up front, so that an
+// alias finds its anchor even when the anchor sits under a key the
+// decoder skips (an unknown key used as a place for shared values).
+func (d *decoder) collectAnchors(n ast.Node) {
+	d.visits++
+	if n == nil || d.visits >= maxVisits {
+		return
+	}
+	switch t := n.(type) {
+	case *ast.AnchorNode:
+		if t.Name != nil {
+			d.anchors[t.Name.GetToken().Value] = t.Value
+		}
+		d.collectAnchors(t.Value)
+	case *ast.TagNode:
+		d.collectAnchors(t.Value)
+	case *ast.MappingNode:
+		for _, v := range t.Values {
+			d.collectAnchors(v)
+		}
+	case *ast.MappingValueNode:
+		d.collectAnchors(t.Key)
+		d.collectAnchors(t.Value)
+	case *ast.SequenceNode:
+		for _, v := range t.Values {
+			d.collectAnchors(v)
+		}
+	}
+}
+
 // resolve strips tags and anchors and follows aliases.
 func (d *decoder) resolve(n ast.Node, path string) (ast.Node, string, bool) {
 	tag := ""
@@ -550,6 +580,9 @@ func suggest(got string, known []string) string {
 	}
 	if best != "" {
 		return fmt.Sprintf("did you mean %q?", best)
+	}
+	if len(known) == 0 {
+		return "there are none"
 	}
 	sorted := append([]string(nil), known...)
 	sort.Strings(sorted)

@@ -56,6 +56,10 @@ func (l ErrorList) sort() {
 	})
 }
 
+// maxErrors bounds the problems reported for one file: past it, more
+// would bury the first ones rather than help.
+const maxErrors = 100
+
 // errorSink collects the errors of one file. Errors are keyed by path so
 // that a semantic check does not repeat what decoding already reported
 // about the same spot.
@@ -83,19 +87,15 @@ func (s *errorSink) addKeyed(pos Pos, key, prefix, format string, args ...any) {
 	if key != "" {
 		s.paths[key] = true
 	}
+	if len(s.errs) == maxErrors {
+		s.errs = append(s.errs, &Error{File: s.file, Pos: pos, Msg: "too many problems; stopping here"})
+	}
+	if len(s.errs) > maxErrors {
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	if prefix != "" {
 		msg = prefix + ": " + msg
 	}
 	s.errs = append(s.errs, &Error{File: s.file, Pos: pos, Msg: msg})
-}
-
-// has reports whether a problem was already recorded at path or below it.
-func (s *errorSink) has(path string) bool {
-	for p := range s.paths {
-		if p == path || strings.HasPrefix(p, path+".") || strings.HasPrefix(p, path+"[") {
-			return true
-		}
-	}
-	return false
 }

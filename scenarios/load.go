@@ -81,9 +81,13 @@ func Parse(name string, src []byte, fsys fs.FS, dir string) (*Scenario, error) {
 	}
 	s := &Scenario{file: name}
 	dec := newDecoder(sink)
+	dec.collectAnchors(docs[0])
+	dec.visits = 0
 	dec.decode(docs[0], reflect.ValueOf(s).Elem(), "")
 	s.pos, s.keyPos = dec.pos, dec.keyPos
-	validate(s, sink, fsys, dir)
+	if dec.visits < maxVisits {
+		validate(s, sink, fsys, dir)
+	}
 	if len(sink.errs) > 0 {
 		sink.errs.sort()
 		return nil, sink.errs

@@ -16,7 +16,7 @@ import (
 type Scenario struct {
 	Name        string    `yaml:"name" required:"true" doc:"Unique name (lower case, digits, -): the spec is called \"scenario <name>\" and labelled scenario:<name>."`
 	Description string    `yaml:"description" required:"true" doc:"What the case is and why someone would hit it; the first line appears in listings."`
-	Profile     string    `yaml:"profile" required:"true" doc:"API dialect the scenario speaks: cc42 (ClusterController API of Zeek 4.2) or mgmt (Management API, once scenarios support its requests)."`
+	Profile     string    `yaml:"profile" required:"true" enum:"profiles" doc:"API dialect the scenario speaks: cc42 (ClusterController API of Zeek 4.2) or mgmt (Management API, once scenarios support its requests)."`
 	Pair        string    `yaml:"pair" doc:"Request/response pair the report groups the scenario under; default: the request of the first send step."`
 	Labels      []string  `yaml:"labels" doc:"Extra Ginkgo labels, e.g. fault:agent-fails. pair:, behavior:, profile: and scenario labels are added by the runner."`
 	Covers      []string  `yaml:"covers" required:"true" doc:"Behaviour catalogue IDs the scenario checks (suites/catalog/behaviors-<profile>.md)."`
@@ -117,7 +117,7 @@ type Step struct {
 
 // SendStep sends a request to the controller.
 type SendStep struct {
-	Send       string          `yaml:"send" required:"true" doc:"The request: get_instances, set_configuration or test_timeout (cc42)."`
+	Send       string          `yaml:"send" required:"true" enum:"requests" doc:"The request: get_instances, set_configuration or test_timeout (cc42)."`
 	As         string          `yaml:"as" doc:"Label later steps use to name this request; default the request's name (so a second request of the same kind needs one)."`
 	Client     string          `yaml:"client" doc:"Which client sends it (each name is its own connection); default main."`
 	ReqidOf    string          `yaml:"reqid_of" doc:"Reuse the reqid of this earlier request instead of a fresh one."`
@@ -149,9 +149,9 @@ type InstanceRef struct {
 type NodeSpec struct {
 	Name        string            `yaml:"name" required:"true" doc:"Node name."`
 	Instance    string            `yaml:"instance" required:"true" doc:"Instance the node runs on."`
-	Role        string            `yaml:"role" doc:"manager, logger, proxy, worker (default) or none."`
+	Role        string            `yaml:"role" enum:"roles" doc:"manager, logger, proxy, worker (default) or none."`
 	Port        int               `yaml:"port" doc:"Node port; required by cc42."`
-	State       string            `yaml:"state" doc:"running (default), stopped, failed, crashed or unknown."`
+	State       string            `yaml:"state" enum:"states" doc:"running (default), stopped, failed, crashed or unknown."`
 	Interface   string            `yaml:"interface" doc:"Capture interface."`
 	CPUAffinity *int64            `yaml:"cpu_affinity" doc:"CPU to pin the node to."`
 	Scripts     []string          `yaml:"scripts" doc:"Scripts to load."`
@@ -201,7 +201,7 @@ type ExpectNoResponseStep struct {
 
 // AgentEventExpect says what an agent must have received or sent.
 type AgentEventExpect struct {
-	Event    string   `yaml:"event" required:"true" doc:"Event short name, e.g. set_configuration_request, agent_standby_request (received) or notify_agent_hello, set_configuration_response (sent)."`
+	Event    string   `yaml:"event" required:"true" enum:"agent-events" doc:"Event short name, e.g. set_configuration_request, agent_standby_request (received) or notify_agent_hello, set_configuration_response (sent)."`
 	Count    *int     `yaml:"count" doc:"Exactly this many in total since the agent started (0: never)."`
 	AtLeast  int      `yaml:"at_least" doc:"At least this many in total since the agent started; default 1 unless count is given."`
 	Within   Duration `yaml:"within" doc:"How long to wait for them; default timeouts.response."`

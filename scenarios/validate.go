@@ -850,14 +850,14 @@ func (c *checker) placeholders(p, text string, req *requestInfo) {
 		case kind == "reqid" && arg == "":
 		case kind == "reqid":
 			if _, ok := c.labels[arg]; !ok && arg != req.label {
-				c.errf(p, "%s: no request labelled %q is sent before this step", ph, arg)
+				c.sink.addKeyed(c.at(p), p+ph, p, "%s: no request labelled %q is sent before this step", ph, arg)
 			}
 		case kind == "agent":
 			if _, ok := c.agents[arg]; !ok {
-				c.errf(p, "%s: no agent %q is declared", ph, arg)
+				c.sink.addKeyed(c.at(p), p+ph, p, "%s: no agent %q is declared", ph, arg)
 			}
 		default:
-			c.errf(p, "unknown placeholder %s (want {reqid}, {reqid:<label>} or {agent:<name>})", ph)
+			c.sink.addKeyed(c.at(p), p+ph, p, "unknown placeholder %s (want {reqid}, {reqid:<label>} or {agent:<name>})", ph)
 		}
 	}
 }
