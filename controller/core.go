@@ -130,6 +130,9 @@ type Config struct {
 	// Start is the origin of the sweep grid: sweeps run at Start + k ×
 	// SweepInterval, k ≥ 1.
 	Start time.Time
+	// Defects deliberately break the controller, for testing conformance
+	// suites (see Defect). Empty in any real use.
+	Defects []Defect
 }
 
 // Defaults of Zeek 4.2.
@@ -142,8 +145,9 @@ const (
 // time in, everything to do out. It does no I/O, reads no clock and starts
 // no goroutines; it is not safe for concurrent use.
 type Core struct {
-	cfg Config
-	p   *api.Profile
+	cfg     Config
+	p       *api.Profile
+	defects defectSet
 
 	instances map[string]api.Instance // g_instances
 	known     map[string]bool         // g_instances_known
@@ -203,7 +207,12 @@ func NewCore(cfg Config) (*Core, error) {
 	if cfg.NewID == nil {
 		return nil, errors.New("controller: Config.NewID is required")
 	}
+	defects, err := newDefectSet(cfg.Defects)
+	if err != nil {
+		return nil, err
+	}
 	c := &Core{
+		defects:   defects,
 		cfg:       cfg,
 		p:         cfg.Profile,
 		instances: map[string]api.Instance{},
@@ -371,7 +380,33 @@ func (c *Core) finish(k reqKey) {
 func (c *Core) raise(ev queuedEvent) { c.queue = append(c.queue, ev) }
 
 func (c *Core) respond(topic string, m api.Message) {
+	if c.defects.has(DefectWrongResponseTopic) {
+		topic = "zeek/cluster-control/responses"
+	}
+	if c.defects.has(DefectWrongReqidEcho) {
+		m = withWrongReqid(m)
+	}
 	c.raise(queuedEvent{publish: &Outbound{Topic: topic, Msg: m}})
+	if c.defects.has(DefectDuplicateResponse) {
+		c.raise(queuedEvent{publish: &Outbound{Topic: topic, Msg: m}})
+	}
+}
+
+// withWrongReqid is DefectWrongReqidEcho: the response event names
+// another reqid than the request's.
+func withWrongReqid(m api.Message) api.Message {
+	switch r := m.(type) {
+	case api.GetInstancesResponse:
+		r.Reqid += "-x"
+		return r
+	case api.SetConfigurationResponse:
+		r.Reqid += "-x"
+		return r
+	case api.TestTimeoutResponse:
+		r.Reqid += "-x"
+		return r
+	}
+	return m
 }
 
 func (c *Core) drain() {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/zcc-harness/zcc/api"
+	"github.com/zcc-harness/zcc/broker"
 )
 
 // The handlers follow controller/main.zeek of Zeek 4.2 (spec §5) step by
@@ -27,6 +28,9 @@ func (c *Core) onGetInstances(reqid string) {
 	}
 	res := api.Result{Reqid: reqid, Success: true}
 	data, err := c.p.InstancesValue(insts)
+	if c.defects.has(DefectGetInstancesNoneData) {
+		data = broker.None()
+	}
 	if err != nil {
 		// Only reachable with an in-process caller that passed an
 		// instance the wire could never carry.
@@ -45,7 +49,8 @@ func (c *Core) onSetConfiguration(reqid string, config api.Configuration) {
 	c.info("rx ClusterController::API::set_configuration_request " + reqid)
 
 	var req *request
-	if c.cfg.Mode.Has(QuirkDuplicateReqid) || c.pending == "" {
+	gate := c.pending != "" && !c.defects.has(DefectNoPendingGate)
+	if c.cfg.Mode.Has(QuirkDuplicateReqid) || !gate {
 		req = c.create(kindSetConfiguration, reqid)
 	} else {
 		// A rejected request never enters the table, so it cannot
@@ -54,11 +59,15 @@ func (c *Core) onSetConfiguration(reqid string, config api.Configuration) {
 	}
 	req.setConfig = &setConfigState{config: config}
 
-	if c.pending != "" {
+	if gate {
+		text := "request %s still pending"
+		if c.defects.has(DefectWrongPendingText) {
+			text = "request %s is still busy"
+		}
 		req.results = append(req.results, api.Result{
 			Reqid:   reqid,
 			Success: false,
-			Error:   fmt.Sprintf("request %s still pending", c.pending),
+			Error:   fmt.Sprintf(text, c.pending),
 		})
 		c.info("tx ClusterController::API::set_configuration_response " + req.String())
 		c.respond(c.p.ControllerTopic, api.SetConfigurationResponse{Reqid: reqid, Results: cloneResults(req.results)})
@@ -128,6 +137,9 @@ func (c *Core) addInstance(inst api.Instance) {
 	}
 	if c.known[inst.Name] {
 		c.sendWelcome(inst.Name)
+		if c.defects.has(DefectConfigToUnwelcomed) {
+			c.ready[inst.Name] = true
+		}
 	}
 }
 
@@ -136,7 +148,9 @@ func (c *Core) dropInstance(name string) {
 	if _, ok := c.instances[name]; !ok {
 		return
 	}
-	c.sendStandby(name)
+	if !c.defects.has(DefectNoStandbyOnDrop) {
+		c.sendStandby(name)
+	}
 	delete(c.instances, name)
 	delete(c.ready, name)
 	c.info("dropped instance " + name)
@@ -158,6 +172,10 @@ func (c *Core) sendStandby(name string) {
 // checkInstancesReady is check_instances_ready (§5.5): it raises
 // notify_agents_ready when the configured set equals the ready set.
 func (c *Core) checkInstancesReady() {
+	if c.defects.has(DefectReadyTooEarly) && len(c.ready) > 0 {
+		c.raise(queuedEvent{isReady: true, ready: sortedKeys(c.ready)})
+		return
+	}
 	if len(c.instances) != len(c.ready) {
 		return
 	}
@@ -219,7 +237,7 @@ func hasChildFor(state *setConfigState, name string) bool {
 func (c *Core) onHello(m api.NotifyAgentHello, from Peer) {
 	host := addrString(m.Host)
 	c.info(fmt.Sprintf("rx ClusterAgent::API::notify_agent_hello %s %s", m.Instance, host))
-	if m.APIVersion != c.p.APIVersion {
+	if m.APIVersion != c.p.APIVersion && !c.defects.has(DefectIgnoresAPIVersion) {
 		c.logf(slog.LevelWarn, "instance %s/%s has checked in with incompatible API version %d", m.Instance, host, m.APIVersion)
 		c.dropInstance(m.Instance)
 		delete(c.known, m.Instance)
@@ -232,6 +250,10 @@ func (c *Core) onHello(m api.NotifyAgentHello, from Peer) {
 	}
 	if _, configured := c.instances[m.Instance]; configured && !c.ready[m.Instance] {
 		c.sendWelcome(m.Instance)
+		if c.defects.has(DefectConfigToUnwelcomed) {
+			c.ready[m.Instance] = true
+			c.checkInstancesReady()
+		}
 	}
 }
 
@@ -321,7 +343,14 @@ func (c *Core) completeSetConfiguration(req *request) {
 				}
 				node = "?"
 			}
+			if c.defects.has(DefectErrorWithoutNode) {
+				errs = append(errs, res.Error)
+				continue
+			}
 			errs = append(errs, fmt.Sprintf("node %s failed: %s", node, res.Error))
+		}
+		if c.defects.has(DefectSuccessNotAnded) {
+			success = true
 		}
 		req.results = append(req.results, api.Result{
 			Reqid:    req.id,
@@ -343,13 +372,19 @@ func (c *Core) completeSetConfiguration(req *request) {
 // onTestTimeout is §5.11.
 func (c *Core) onTestTimeout(reqid string, withState bool) {
 	c.info(fmt.Sprintf("rx ClusterController::API::test_timeout_request %s %s", reqid, boolString(withState)))
-	if withState {
+	if withState || c.defects.has(DefectStatelessTimeoutAnswered) {
 		c.create(kindTestTimeout, reqid).test = true
 	}
 }
 
 // onRequestExpired is the request_expired handler (§5.10).
 func (c *Core) onRequestExpired(req *request) {
+	if c.defects.has(DefectNoTimeoutResponse) {
+		if req.setConfig != nil && c.pending == req.id {
+			c.pending = ""
+		}
+		return
+	}
 	if req.setConfig != nil {
 		if c.cfg.Mode.Has(QuirkDuplicateReqid) || c.pending == req.id {
 			c.pending = ""

@@ -53,6 +53,9 @@ type Options struct {
 	// NewID generates request ids; default: 15 random alphanumerics, like
 	// Zeek's unique_id("").
 	NewID func() string
+	// Defects deliberately break the controller to test conformance
+	// suites against it (see Defect). Leave empty in any real use.
+	Defects []Defect
 }
 
 // Defaults of the runtime.
@@ -141,6 +144,7 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 		SweepInterval:  opts.SweepInterval,
 		NewID:          opts.NewID,
 		Start:          time.Now(),
+		Defects:        opts.Defects,
 	})
 	if err != nil {
 		return nil, err

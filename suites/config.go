@@ -11,6 +11,8 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/spf13/pflag"
+
+	"github.com/zcc-harness/zcc/controller"
 )
 
 // Target modes.
@@ -47,6 +49,10 @@ type Config struct {
 	// Seed randomises spec order and fake-agent faults; 0 picks one (the
 	// report records it).
 	Seed int64 `yaml:"seed"`
+	// FailFast skips the rest of this configuration's specs after its
+	// first failure (the suite self-test uses it: one failure is enough
+	// to show a broken controller is caught).
+	FailFast bool `yaml:"fail_fast"`
 }
 
 // TargetConfig describes the controller under test.
@@ -68,6 +74,10 @@ type TargetConfig struct {
 	// Disabled lists behaviour IDs switched off by configuration; their
 	// specs are reported as Disabled.
 	Disabled []string `yaml:"disabled"`
+	// Defects deliberately break the in-process reference controller
+	// (names from controller.Defects, e.g. "no-pending-gate"): the suite
+	// must then fail. This is how the suite tests itself; inproc only.
+	Defects []string `yaml:"defects"`
 	// MaxFrameSize is the largest frame the target accepts; the
 	// oversized-frame spec sends one 64 KiB larger. Default 1 MiB.
 	MaxFrameSize int64 `yaml:"max_frame_size"`
@@ -83,11 +93,20 @@ type ContainerConfig struct {
 	Command []string `yaml:"command"`
 	// Env is extra environment for the container.
 	Env map[string]string `yaml:"env"`
-	// Port is the WebSocket port inside the container ("2150/tcp").
+	// Port is the WebSocket port inside the container ("2150/tcp" or
+	// "2149"); empty means the profile's default (cc42 2150, mgmt 2149).
 	Port string `yaml:"port"`
 	// RequireDocker turns a missing Docker engine into an Error instead of
 	// a Skip (ZCC_REQUIRE_DOCKER=1).
 	RequireDocker bool `yaml:"require_docker"`
+	// ReadyLog is a regular expression for the log line that says the
+	// controller is up; the harness then also probes it over the protocol.
+	// Empty: "controller is live" for zcc's image (no command set),
+	// protocol probe only otherwise.
+	ReadyLog string `yaml:"ready_log"`
+	// Build is a Docker build context directory (with its Dockerfile) to
+	// build the image from once per run, instead of Image.
+	Build string `yaml:"build"`
 }
 
 // Timeouts are the named durations of a run. Controller timings are pushed
@@ -124,9 +143,6 @@ func DefaultConfig() Config {
 			Mode:         TargetInproc,
 			Quirks:       QuirksZeek42,
 			MaxFrameSize: 1 << 20,
-			Container: ContainerConfig{
-				Port: "2150/tcp",
-			},
 		},
 		Timeouts: Timeouts{
 			Connect:           10 * time.Second,
@@ -172,6 +188,7 @@ var envVars = []struct {
 	{"ZCC_QUIRKS", "quirk mode the target declares: zeek42 or fixed", func(c *Config, v string) error { c.Target.Quirks = v; return nil }},
 	{"ZCC_UNSUPPORTED", "comma-separated behaviour IDs the target does not claim", func(c *Config, v string) error { c.Target.Unsupported = splitList(v); return nil }},
 	{"ZCC_DISABLED", "comma-separated behaviour IDs to disable", func(c *Config, v string) error { c.Target.Disabled = splitList(v); return nil }},
+	{"ZCC_DEFECTS", "comma-separated defects to inject into the inproc reference controller (suite self-test)", func(c *Config, v string) error { c.Target.Defects = splitList(v); return nil }},
 	{"ZCC_IMAGE", "container image to test", func(c *Config, v string) error { c.Target.Container.Image = v; return nil }},
 	{"ZCC_REQUIRE_DOCKER", "1: a missing Docker engine is an Error, not a Skip", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
@@ -260,6 +277,7 @@ func BindFlags(fs *pflag.FlagSet) *Flags {
 	fs.StringSliceVar(&v.Target.Unsupported, "unsupported", nil, "behaviour IDs the target does not claim (Skip with reason)")
 	fs.StringSliceVar(&v.Target.Disabled, "disable", nil, "behaviour IDs to disable")
 	fs.StringVar(&v.Target.Container.Image, "image", "", "container image to test (container target)")
+	fs.StringSliceVar(&v.Target.Defects, "defect", nil, "inject a defect into the inproc reference controller, to see the suite catch it (e.g. no-pending-gate)")
 	fs.StringVar(&v.LabelFilter, "label-filter", "", "Ginkgo label filter, e.g. 'pair:get_instances'")
 	fs.StringSliceVar(&v.Focus, "focus", nil, "run only specs whose text matches this regular expression")
 	fs.StringSliceVar(&v.Skip, "skip", nil, "skip specs whose text matches this regular expression")
@@ -283,6 +301,7 @@ var flagFields = map[string]func(dst, src *Config){
 	"quirks":                     func(d, s *Config) { d.Target.Quirks = s.Target.Quirks },
 	"unsupported":                func(d, s *Config) { d.Target.Unsupported = s.Target.Unsupported },
 	"disable":                    func(d, s *Config) { d.Target.Disabled = s.Target.Disabled },
+	"defect":                     func(d, s *Config) { d.Target.Defects = s.Target.Defects },
 	"image":                      func(d, s *Config) { d.Target.Container.Image = s.Target.Container.Image },
 	"label-filter":               func(d, s *Config) { d.LabelFilter = s.LabelFilter },
 	"focus":                      func(d, s *Config) { d.Focus = s.Focus },
@@ -344,12 +363,21 @@ func (c Config) Validate() error {
 	if c.Target.Quirks != QuirksZeek42 && c.Target.Quirks != QuirksFixed {
 		problems = append(problems, fmt.Sprintf("target.quirks %q: want zeek42 or fixed", c.Target.Quirks))
 	}
+	for _, d := range c.Target.Defects {
+		if _, err := controller.ParseDefect(d); err != nil {
+			problems = append(problems, "target.defects: "+err.Error())
+		}
+	}
+	if len(c.Target.Defects) > 0 && c.Target.Mode != TargetInproc {
+		problems = append(problems, "target.defects only applies to the inproc target")
+	}
 	if c.Target.MaxFrameSize <= 0 {
 		problems = append(problems, "target.max_frame_size must be positive")
 	}
 	if c.Profile == "" {
 		problems = append(problems, "profile is empty")
 	}
+	problems = append(problems, c.Target.Container.problems()...)
 	t := c.Timeouts
 	for name, d := range map[string]time.Duration{
 		"connect": t.Connect, "hello": t.Hello, "controller_request": t.ControllerRequest,

@@ -20,6 +20,7 @@ package suites
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,6 +108,7 @@ type registration struct {
 	target Target
 	err    error
 	seq    atomic.Int64
+	failed atomic.Bool // a spec of this registration failed (for FailFast)
 }
 
 func (r *registration) setup() (Config, Target, error) {
@@ -180,11 +182,22 @@ func RegisterNamed(name string, cfgFn func() Config) bool {
 func (r *registration) run(ctx SpecContext, d specDef) {
 	cfg, target, err := r.setup()
 	if err != nil {
+		if errors.Is(err, ErrTargetUnavailable) {
+			Skip(err.Error())
+		}
 		infraError("set up the target", err)
 	}
 	if d.profile != cfg.Profile {
 		Skip(fmt.Sprintf("spec is for profile %s, the run is for %s", d.profile, cfg.Profile))
 	}
+	if cfg.FailFast && r.failed.Load() {
+		Skip("fail_fast: an earlier spec of this run failed")
+	}
+	DeferCleanup(func() {
+		if CurrentSpecReport().Failed() {
+			r.failed.Store(true)
+		}
+	})
 	for _, b := range d.behaviors {
 		if contains(cfg.Target.Disabled, b) {
 			AddReportEntry(entryOutcome, string(OutcomeDisabled), ReportEntryVisibilityNever)
@@ -202,10 +215,16 @@ func (r *registration) run(ctx SpecContext, d specDef) {
 		Skip("needs in-process observation of the controller (inproc target only)")
 	case d.needs.faults && !caps.Faults:
 		Skip("needs controller restart/pause/kill faults (container target only)")
+	case caps.HostLoopbackUnreachable && contains(d.behaviors, behaviorListeningAgent):
+		Skip("the controller cannot reach fake agents listening on this host's 127.0.0.1 from the " + target.Name() + " target")
 	}
 	e := newEnv(ctx, r, cfg, target, d)
 	d.body(e)
 }
+
+// behaviorListeningAgent needs the controller to dial the test host's
+// loopback, which a controller in a container cannot.
+const behaviorListeningAgent = "set-config.listening-agent"
 
 // infraError fails the spec as an Error (harness or infrastructure), not
 // a conformance Fail.

@@ -3,6 +3,7 @@ package suites
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -38,7 +39,18 @@ type Capabilities struct {
 	Observer bool
 	// Faults: controllers implement FaultInjector.
 	Faults bool
+	// HostLoopbackUnreachable: the controller runs where the test host's
+	// 127.0.0.1 is not its own (a container), so it cannot dial fake agents
+	// listening there; specs of listening agents are Skipped.
+	HostLoopbackUnreachable bool
 }
+
+// ErrTargetUnavailable is wrapped by a TargetFactory's error when the
+// target cannot run on this machine at all (the container target without
+// a Docker engine): every spec is then Skipped with the error as reason,
+// instead of failing as a harness Error. A target that was required (for
+// example with ZCC_REQUIRE_DOCKER=1) returns a plain error instead.
+var ErrTargetUnavailable = errors.New("target unavailable")
 
 // SpecInfo identifies the spec a controller is started for.
 type SpecInfo struct {
@@ -118,9 +130,6 @@ func NewTarget(cfg Config) (Target, error) {
 // spec, with the config's timings and quirk mode.
 type inprocTarget struct {
 	cfg Config
-	// Mutate, when set, adjusts the reference controller's options (the
-	// suite self-test uses it to run deliberately broken controllers).
-	mutate func(*controller.Options)
 }
 
 func (t *inprocTarget) Name() string { return TargetInproc }
@@ -143,8 +152,12 @@ func (t *inprocTarget) Start(ctx context.Context, spec SpecInfo) (Controller, er
 		ConnectRetry:   50 * time.Millisecond,
 		Logger:         slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
-	if t.mutate != nil {
-		t.mutate(&opts)
+	for _, name := range t.cfg.Target.Defects {
+		d, err := controller.ParseDefect(name)
+		if err != nil {
+			return nil, err
+		}
+		opts.Defects = append(opts.Defects, d)
 	}
 	c, err := controller.Start(ctx, opts)
 	if err != nil {

@@ -10,8 +10,8 @@ func TestCC42Catalogue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(bs) != 47 {
-		t.Fatalf("%d behaviours, want the 47 of behaviors-cc42.md", len(bs))
+	if len(bs) != 50 {
+		t.Fatalf("%d behaviours, want the 50 of behaviors-cc42.md", len(bs))
 	}
 	byID := map[string]Behavior{}
 	for _, b := range bs {

@@ -1,0 +1,54 @@
+package container
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync"
+
+	dclient "github.com/moby/moby/client"
+
+	"github.com/zcc-harness/zcc/suites/container/internal/engine"
+)
+
+// RunID identifies this process's containers (label zcc.run): random, made
+// once per process.
+var RunID = sync.OnceValue(func() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+})
+
+// Sweep removes every container this process started that is still there:
+// a spec's own cleanup removes its container, so Sweep finds only what an
+// interrupted spec or a failed removal left. Call it after RunSpecs (zcc
+// conform does). It returns how many it removed; without a Docker engine
+// there is nothing to remove.
+func Sweep(ctx context.Context) (int, error) {
+	if engine.Health() != nil {
+		return 0, nil
+	}
+	cli, err := engine.Client()
+	if err != nil {
+		return 0, err
+	}
+	list, err := cli.ContainerList(ctx, dclient.ContainerListOptions{
+		All:     true,
+		Filters: make(dclient.Filters).Add("label", LabelRun+"="+RunID()),
+	})
+	if err != nil {
+		return 0, fmt.Errorf("list this run's containers: %w", err)
+	}
+	var errs []error
+	removed := 0
+	for _, c := range list.Items {
+		if _, err := cli.ContainerRemove(ctx, c.ID, dclient.ContainerRemoveOptions{Force: true, RemoveVolumes: true}); err != nil {
+			errs = append(errs, fmt.Errorf("remove container %.12s: %w", c.ID, err))
+			continue
+		}
+		removed++
+	}
+	return removed, errors.Join(errs...)
+}
