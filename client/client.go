@@ -6,6 +6,13 @@
 // Every zcc part that plays the client — the conformance suites, the
 // scenarios and `zcc client` — uses it, so correlation, timeouts and error
 // reporting behave the same everywhere.
+//
+// For the Management API (profile api.Mgmt) there are typed requests
+// (StageConfiguration, Deploy, GetNodes, …) and, for `zcc client --profile
+// mgmt`, a stand-in for zeek-client 1.5: ZeekClient talks to the
+// controller the way zeek-client does, and the Zeek* renderers print what
+// zeek-client prints (its JSON byte for byte, its INI, its messages and
+// exit codes).
 package client
 
 import (

@@ -38,6 +38,10 @@ type clientFlags struct {
 	profile    string
 	reqid      string
 	attempts   int
+	retryDelay time.Duration
+	// verbose and quiet are zeek-client's -v and -q (profile mgmt).
+	verbose int
+	quiet   bool
 }
 
 // clientCommand describes one `zcc client` command. A profile offers the
@@ -55,13 +59,20 @@ var clientCommands = []clientCommand{
 	{build: newMonitorCmd},
 }
 
+func init() { clientCommands = append(clientCommands, mgmtCommands...) }
+
 func newClientCmd() *cobra.Command {
 	f := &clientFlags{}
 	cmd := &cobra.Command{
 		Use:   "client [flags] COMMAND",
 		Short: "Send requests to a cluster controller, as zeek-client does",
 		Long: `Send requests to a cluster controller over Broker's WebSocket transport and
-print the answers, in the manner of zeek-client 0.2 (the ClusterController era).
+print the answers, in the manner of zeek-client 0.2 (the ClusterController era)
+or, with --profile mgmt, exactly as zeek-client 1.5 does (Zeek 5.2 and later:
+get-instances, stage-config, deploy, deploy-config, get-config, get-nodes,
+get-id-value, restart, test-timeout; default controller 127.0.0.1:2149, 10
+connection attempts 1s apart, its INI format, output, messages and exit
+codes; -v shows its warnings, -q hides its errors).
 
 Each command opens one connection, publishes one request on the profile's
 controller topic and waits for the response with the same reqid; responses
@@ -83,7 +94,10 @@ including a configuration file that does not parse (nothing is sent then).`,
 	pf.DurationVar(&f.timeout, "timeout", client.DefaultRequestTimeout, "how long to wait for the connection and the response together")
 	pf.StringVar(&f.profile, "profile", api.CC42.Name, "API dialect: "+strings.Join(api.ProfileNames(), ", "))
 	pf.StringVar(&f.reqid, "reqid", "", "send this request id instead of a fresh uuid1 (reproducible runs, duplicate-reqid experiments)")
-	pf.IntVar(&f.attempts, "connect-attempts", 4, "connection attempts while the controller refuses connections, 250ms apart (zeek-client 0.2's default)")
+	pf.IntVar(&f.attempts, "connect-attempts", 4, "connection attempts while the controller refuses connections, 250ms apart (zeek-client 0.2's default; mgmt: 10, 1s apart, as zeek-client 1.5)")
+	pf.DurationVar(&f.retryDelay, "connect-retry-delay", 0, "delay between connection attempts (default 250ms for cc42, 1s for mgmt)")
+	pf.CountVarP(&f.verbose, "verbose", "v", "mgmt: show zeek-client's warnings too")
+	pf.BoolVarP(&f.quiet, "quiet", "q", false, "mgmt: print no log lines, not even errors, as zeek-client -q")
 	for _, cc := range clientCommands {
 		sub := cc.build(f)
 		needs := cc.needs
@@ -149,12 +163,16 @@ func (f *clientFlags) connect(ctx context.Context, cmd *cobra.Command, observe f
 		return nil, &exitError{code: 2, err: fmt.Errorf("client: --controller: %w", err)}
 	}
 	s := &session{url: url, flags: f, profile: p, out: cmd.OutOrStdout(), errw: cmd.ErrOrStderr()}
+	delay := connectRetryDelay
+	if f.retryDelay > 0 {
+		delay = f.retryDelay
+	}
 	for attempt := 1; ; attempt++ {
 		s.c, err = client.Dial(ctx, url, client.Options{Profile: p, Observe: observe})
 		if err == nil {
 			return s, nil
 		}
-		if attempt >= f.attempts || !errors.Is(err, syscall.ECONNREFUSED) || !waitFor(ctx, connectRetryDelay) {
+		if attempt >= f.attempts || !errors.Is(err, syscall.ECONNREFUSED) || !waitFor(ctx, delay) {
 			break
 		}
 	}
@@ -204,6 +222,9 @@ that connects to the controller. A failed Result prints "failure: <error>" to
 stderr and exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.isMgmt() {
+				return runMgmtGetInstances(f, cmd)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			s, err := f.connect(ctx, cmd, nil)
@@ -355,6 +376,9 @@ string: <error>" goes to stderr. Any response exits 0: a failed Result is
 what the test expects.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.isMgmt() {
+				return runMgmtTestTimeout(f, cmd, withState)
+			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
 			s, err := f.connect(ctx, cmd, nil)
