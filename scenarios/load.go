@@ -153,10 +153,14 @@ func (s *Scenario) Where(step int) string {
 	return fmt.Sprintf("%s:%d", s.file, p.Line)
 }
 
-// Summary is the first line of the description.
+// Summary is the first sentence of the description.
 func (s *Scenario) Summary() string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s.Description), "\n")
-	return line
+	para, _, _ := strings.Cut(strings.TrimSpace(s.Description), "\n\n")
+	text := strings.Join(strings.Fields(para), " ")
+	if i := strings.Index(text, ". "); i >= 0 {
+		return text[:i+1]
+	}
+	return text
 }
 
 // PairName is the request/response pair the scenario reports under.
