@@ -2,6 +2,8 @@ package fakeagent
 
 import (
 	"context"
+	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +370,25 @@ func TestMgmtAnswersZeek81Controller(t *testing.T) {
 	}
 	if !a.Status().Welcomed {
 		t.Error("agent not welcomed")
+	}
+}
+
+// A failing node with outputs is plain data, as a scenario file writes it.
+func TestMgmtRuleIsSerialisable(t *testing.T) {
+	b := Behaviour{}.With("deploy_request", Rule{Action: ActionFail, Node: "worker-f", Error: "exit 1", Stdout: "out", Stderr: "err\n"})
+	raw, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"on":{"deploy_request":{"action":"fail","node":"worker-f","error":"exit 1","stdout":"out","stderr":"err\n"}}}`
+	if string(raw) != want {
+		t.Fatalf("JSON %s\nwant %s", raw, want)
+	}
+	var back Behaviour
+	if err := json.Unmarshal(raw, &back); err != nil || !reflect.DeepEqual(back, b) {
+		t.Fatalf("round trip %+v (%v)", back, err)
+	}
+	if err := back.Validate(api.Mgmt); err != nil {
+		t.Fatal(err)
 	}
 }

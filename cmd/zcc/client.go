@@ -424,7 +424,9 @@ have been printed:
 
 Arguments are plain JSON: records are arrays of their fields, ports
 "2151/tcp", enums their names. --timeout bounds only the connection.
-Exit status 1 when the connection is lost.`,
+Exit status 1 when the connection is lost. (With --profile mgmt too: where
+zeek-client's monitor prints each event's name and argument types, this one
+prints the arguments.)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if count < 0 {

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -460,4 +462,136 @@ func normaliseFrame(t *testing.T, raw []byte, repl map[string]string) broker.Fra
 		t.Fatalf("sent frame: %v", err)
 	}
 	return f
+}
+
+// cannedServer answers each request event with the given responses, whose
+// reqid "{{reqid}}" becomes the request's.
+func cannedServer(t *testing.T, responses ...api.Message) *replayServer {
+	t.Helper()
+	ack := `{"type":"ack","endpoint":"e","version":"8.1.2"}`
+	answers := map[string][][]replayFrame{}
+	for _, m := range responses {
+		ev, err := api.Mgmt.Encode(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := broker.EventFrame(api.Mgmt.ControllerTopic, ev).Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := string(raw)
+		reqKind := map[api.EventKind]api.EventKind{
+			api.KindGetConfigurationResponse:   api.KindGetConfigurationRequest,
+			api.KindStageConfigurationResponse: api.KindStageConfigurationRequest,
+			api.KindGetInstancesResponse:       api.KindGetInstancesRequest,
+		}[m.Kind()]
+		name, _ := api.Mgmt.EventName(reqKind)
+		answers[name] = append(answers[name], []replayFrame{{text: &text}})
+	}
+	return newReplayServer(t, &ack, answers, func(text string, req broker.Event) string {
+		return strings.ReplaceAll(text, mgmtvectors.ReqidPlaceholder, reqidOf(req))
+	})
+}
+
+func TestMgmtClientCommandLine(t *testing.T) {
+	useRecordingHost(t)
+	const r = mgmtvectors.ReqidPlaceholder
+	cfgData, err := api.Mgmt.ConfigurationValue(api.Configuration{ID: "c1",
+		Instances: []api.Instance{{Name: "Agent-A", Host: netip.MustParseAddr("::1"), ListenPort: api.Some(broker.TCPPort(2151))}},
+		Nodes: []api.Node{{Name: "w", Instance: "Agent-A", Role: api.ClusterRoleWorker, State: api.StateRunning,
+			Env: map[string]string{"A": "x y", "B": "1"}, Scripts: api.Some([]string{"b.zeek", "a b.zeek"})}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("get-config to a file, INI as zeek-client writes it", func(t *testing.T) {
+		s := cannedServer(t, api.GetConfigurationResponse{Reqid: r, Result: api.Result{Reqid: r, Success: true, Data: cfgData}})
+		path := filepath.Join(t.TempDir(), "out.ini")
+		runCLI(mgmtArgs(t, s.addr(), []string{"get-config", "--deployed", "-f", path}, nil)...).check(t, 0, "", "")
+		got, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// configparser lowercases the instance name; IPv6 without brackets.
+		want := "[instances]\nagent-a = ::1:2151\n\n[w]\ninstance = Agent-A\nrole = WORKER\nscripts = \"a b.zeek\" b.zeek\nenv = A=\"x y\" B=1\n\n"
+		if string(got) != want {
+			t.Errorf("file\n%q\nwant\n%q", got, want)
+		}
+	})
+	t.Run("stage-config from stdin with -v warnings", func(t *testing.T) {
+		s := cannedServer(t, api.StageConfigurationResponse{Reqid: r, Results: []api.Result{{Reqid: r, Success: true, Data: broker.String("c9")}}})
+		stdin, err := os.Open(writeFile(t, "in.ini", "[w]\nrole = worker\nstate = stopped\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stdin.Close()
+		saved := os.Stdin
+		os.Stdin = stdin
+		defer func() { os.Stdin = saved }()
+		runCLI(mgmtArgs(t, s.addr(), []string{"-v", "stage-config", "-"}, nil)...).check(t, 0,
+			"{\n  \"errors\": [],\n  \"results\": {\n    \"id\": \"c9\"\n  }\n}\n",
+			"warning: ignoring node \"w\" state \"stopped\" in configuration\nwarning: ignoring unexpected keys: state\n")
+		_, sent := s.seen(t)
+		f, _ := broker.DecodeFrame(sent[0])
+		m, err := api.Mgmt.DecodeFrame(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := m.(api.StageConfigurationRequest).Config.Nodes; len(n) != 1 || n[0].Instance != "agent-zeek-host" {
+			t.Errorf("sent nodes %+v", n)
+		}
+	})
+	t.Run("a file zeek-client would crash on", func(t *testing.T) {
+		s := cannedServer(t)
+		path := writeFile(t, "dup.ini", "[w]\nrole = worker\n[w]\nrole = logger\n")
+		runCLI(mgmtArgs(t, s.addr(), []string{"deploy-config", path}, nil)...).check(t, 1, "",
+			"error: "+path+":3: duplicate section [w] (first on line 1)\nerror: configuration has errors, not sending\n")
+	})
+	t.Run("connection refused, and -q", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		runCLI("client", "--profile", "mgmt", "--controller", addr, "--connect-attempts", "2", "--connect-retry-delay", "10ms", "get-nodes").
+			check(t, 1, "", "error: websocket connection to "+addr+" timed out in connect()\n")
+		runCLI("client", "--profile", "mgmt", "--controller", addr, "--connect-attempts", "1", "-q", "restart").check(t, 1, "", "")
+	})
+	t.Run("usage", func(t *testing.T) {
+		for _, tc := range []struct {
+			args   []string
+			stderr string
+		}{
+			{[]string{"client", "deploy"}, "zcc: client deploy: not available with profile cc42\n"},
+			{[]string{"client", "--profile", "mgmt", "set-config", "x.ini"}, "zcc: client set-config: not available with profile mgmt\n"},
+			{[]string{"client", "--profile", "mgmt", "get-config", "--deployed", "--staged"}, "zcc: client get-config: --deployed and --staged exclude each other\n"},
+			{[]string{"client", "--profile", "mgmt", "get-id-value"}, "zcc: client get-id-value: want an IDENTIFIER, then optionally node names\n"},
+			{[]string{"client", "--profile", "mgmt", "stage-config"}, "zcc: client stage-config: want exactly one FILE argument, or - for standard input\n"},
+			{[]string{"client", "--profile", "mgmt", "--connect-attempts", "0", "deploy"}, "zcc: client: --connect-attempts must be at least 1, got 0\n"},
+		} {
+			res := runCLI(tc.args...)
+			if res.code != 2 || res.stderr != tc.stderr || res.stdout != "" {
+				t.Errorf("%v: exit %d\nstderr %q\n  want %q", tc.args, res.code, res.stderr, tc.stderr)
+			}
+		}
+		// The missing-file message is zeek-client's, with its exit code.
+		runCLI("client", "--profile", "mgmt", "stage-config", filepath.Join(t.TempDir(), "none.ini")).
+			check(t, 1, "", "error: please provide a cluster configuration file.\n")
+	})
+	t.Run("help", func(t *testing.T) {
+		for cmd, want := range map[string]string{
+			"deploy":        `"nodes": {"<node>"`,
+			"get-config":    "--as-json",
+			"stage-config":  "agent-<hostname>",
+			"get-nodes":     `"mgmt_role"`,
+			"get-id-value":  "IDENTIFIER",
+			"restart":       "true|false",
+			"deploy-config": "same connection",
+		} {
+			res := runCLI("client", "--profile", "mgmt", cmd, "--help")
+			if res.code != 0 || !strings.Contains(res.stdout, want) {
+				t.Errorf("client %s --help (exit %d) lacks %q", cmd, res.code, want)
+			}
+		}
+	})
 }
