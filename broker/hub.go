@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"sync"
@@ -165,6 +166,8 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.MaxFrameSize <= 0 {
 		opts.MaxFrameSize = DefaultHubMaxFrameSize
 	}
+	// Beyond this the hard ceiling would overflow; it is no limit anyway.
+	opts.MaxFrameSize = min(opts.MaxFrameSize, math.MaxInt64/hardFrameCeilingFactor-1)
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultHubQueueSize
 	}

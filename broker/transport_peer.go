@@ -256,11 +256,20 @@ func (c *hubClient) writeDirect(f Frame) error {
 	return c.ws.WriteMessage(websocket.TextMessage, b)
 }
 
+// keepReadBuffer is the largest read buffer a client keeps between frames.
+const keepReadBuffer = 64 << 10
+
 // readFrame reads one message into c.buf, keeping at most MaxFrameSize
 // bytes. size is the message's full length; a larger one is read to its
 // end and thrown away (gorilla's read limit closes the connection with
 // 1009 beyond the hard ceiling).
 func (c *hubClient) readFrame() (mt int, size int64, err error) {
+	if c.buf.Cap() > keepReadBuffer {
+		// Do not hold on to one large frame's worth of memory while the
+		// client idles: with large MaxFrameSize and many clients, that
+		// would add up.
+		c.buf = bytes.Buffer{}
+	}
 	mt, r, err := c.ws.NextReader()
 	if err != nil {
 		return 0, 0, err
