@@ -105,6 +105,7 @@ func DialZeekClient(ctx context.Context, url string, opts ZeekClientOptions) (*Z
 		ws, _, err := dialer.DialContext(actx, url, opts.Header)
 		cancel()
 		if err == nil {
+			ws.SetReadLimit(broker.DefaultClientMaxFrameSize)
 			z.ws = ws
 			break
 		}
