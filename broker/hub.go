@@ -132,7 +132,16 @@ type hubCounters struct {
 //
 // Each client has a bounded outbound queue drained by its own writer
 // goroutine, so a slow client never blocks the hub, the sender or other
-// clients; when its queue is full the Overflow policy applies.
+// clients; when its queue is full the Overflow policy applies. The queue's
+// storage grows with use, so idle clients cost little.
+//
+// Subscribers are indexed by prefix: a client's connect and disconnect
+// cost at most logarithmic time in the number of other clients, and
+// routing a message costs in proportion to its recipients and the number
+// of distinct prefix lengths in use, not to the number of subscribers.
+//
+// Close, Disconnect and Reset end connections from the server side; the
+// first two write what is already queued before the close frame.
 type Hub struct {
 	opts     HubOptions
 	log      *slog.Logger
