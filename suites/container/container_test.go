@@ -405,3 +405,24 @@ func buildZCC(ctx context.Context) (string, error) {
 	})
 	return zccBinary.path, zccBinary.err
 }
+
+// The example configurations in docs/examples load and validate.
+func TestExampleConfigs(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "docs", "examples", "container-*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("example configs: %v, %v", files, err)
+	}
+	for _, f := range files {
+		cfg, err := suites.LoadConfig(f, nil, nil)
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if cfg.Target.Mode != suites.TargetContainer || cfg.Target.Container.Image == "" {
+			t.Errorf("%s: not a container configuration: %+v", f, cfg.Target)
+		}
+		if _, err := newTargetSettings(cfg); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
