@@ -597,7 +597,7 @@ func pyRepr(v broker.Value) string { return pyDumps(pyBrokerData(v), -1) }
 // pyStr is str() of a zeek-client brokertype: the same, indented by 4.
 func pyStr(v broker.Value) string { return pyDumps(pyBrokerData(v), 4) }
 
-// pyLess is zeek-client's Result.__lt__: results with an instance come
+// pyLessResult is zeek-client's Result.__lt__: results with an instance come
 // first, by instance, then by node when both have one.
 func pyLessResult(a, b resultKey) bool {
 	if a.instance == nil && b.instance != nil {
