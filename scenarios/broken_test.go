@@ -69,6 +69,7 @@ var brokenFixtures = map[string][]string{
 		"impossible-timeouts.yaml:31:19: steps[2].expect.not_before: not_before timeout_latest (375ms in-process) leaves no time before within controller_timeout + expiry_sweep (125ms): nothing can arrive in between",
 		"impossible-timeouts.yaml:32:15: steps[2].expect.within: waits controller_timeout + expiry_sweep for a timeout Result (125ms in-process), but the controller may send it as late as timeout_latest (375ms): wait at least timeout_latest",
 		"impossible-timeouts.yaml:33:12: steps[3].pause: 0ms must be longer than zero",
+		"impossible-timeouts.yaml:41:5: steps[7]: the steps since third was sent wait at least 200ms in-process (steps[5] consistency, steps[6] consistency), as long as the controller's request timeout (100ms): it will have timed out; shorten those waits or set timeouts.controller_at_least",
 	},
 	"ini-errors.yaml": {
 		"bad.ini:4:1: node [worker-1] has no role (or type) key",

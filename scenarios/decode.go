@@ -30,7 +30,7 @@ type decoder struct {
 
 // maxVisits bounds the work of one file, so that nested aliases cannot
 // blow it up exponentially.
-const maxVisits = 100000
+const maxVisits = 50000
 
 func newDecoder(sink *errorSink) *decoder {
 	return &decoder{sink: sink, pos: map[string]Pos{}, keyPos: map[string]Pos{}, anchors: map[string]ast.Node{}}

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/fakeagent"
@@ -94,6 +95,14 @@ type checker struct {
 	labels  map[string]*requestInfo
 	current map[string]Behaviour // each agent's behaviour as the steps go
 	refs    []referenceTiming    // the reference timings, as this scenario sees them
+	waits   map[string][]wait    // per request label, the fixed waits of the steps since it was sent
+}
+
+// wait is a step that takes at least d (a pause, a window watched for
+// something not to happen).
+type wait struct {
+	d    Duration
+	step string
 }
 
 // at is the position to report for a path: the value there, or else the
@@ -131,7 +140,7 @@ func validate(s *Scenario, sink *errorSink, fsys fs.FS, dir string) {
 		s: s, sink: sink, fsys: fsys, dir: dir,
 		agents: map[string]*agentInfo{}, groups: map[string][]string{},
 		labels: map[string]*requestInfo{}, current: map[string]Behaviour{},
-		refs: referenceTimings,
+		refs: referenceTimings, waits: map[string][]wait{},
 	}
 	c.header()
 	c.declareAgents()
@@ -422,14 +431,26 @@ func (c *checker) steps() {
 		started[name] = running[name]
 	}
 	lastChange := map[string]string{}
+	quiet := s.Timeouts.Quiet.Or(MustDuration(TimingConsistency))
 	for i, st := range s.Steps {
 		p := fmt.Sprintf("steps[%d]", i)
+		switch {
+		case st.Pause != nil:
+			c.waited(p, st.Pause.Pause)
+		case st.ExpectNoResponse != nil:
+			c.waited(p, st.ExpectNoResponse.For.Or(quiet))
+		case st.ExpectReceived != nil && st.ExpectReceived.Count != nil:
+			c.waited(p, st.ExpectReceived.For.Or(quiet))
+		case st.ExpectSent != nil && st.ExpectSent.Count != nil:
+			c.waited(p, st.ExpectSent.For.Or(quiet))
+		}
 		switch {
 		case st.Send != nil:
 			c.send(p, i, st.Send)
 		case st.ExpectResponse != nil:
 			if req := c.label(p+".expect_response", st.ExpectResponse.ExpectResponse); req != nil {
 				c.expect(p, req, &st.ExpectResponse.ResponseExpect)
+				c.outlived(p, req, &st.ExpectResponse.ResponseExpect)
 			}
 		case st.ExpectNoResponse != nil:
 			c.label(p+".expect_no_response", st.ExpectNoResponse.ExpectNoResponse)
@@ -473,6 +494,38 @@ func (c *checker) steps() {
 					c.current[m] = st.SetBehaviour.Behaviour
 				}
 			}
+		}
+	}
+}
+
+// waited records a fixed wait against every request sent so far.
+func (c *checker) waited(p string, d Duration) {
+	for label := range c.labels {
+		c.waits[label] = append(c.waits[label], wait{d: d, step: p})
+	}
+}
+
+// outlived reports an expectation of a real answer to a configuration
+// whose steps since sending it wait at least the controller's request
+// timeout: by the time the step looks, the controller has timed it out.
+func (c *checker) outlived(p string, req *requestInfo, ex *ResponseExpect) {
+	if req.request != "set_configuration" || ex.TimedOut || (ex.Error != nil && *ex.Error == "request timed out") {
+		return
+	}
+	ws := c.waits[req.label]
+	if len(ws) == 0 {
+		return
+	}
+	for _, ref := range c.refs {
+		var sum time.Duration
+		var parts []string
+		for _, w := range ws {
+			sum += w.d.Resolve(ref.timing)
+			parts = append(parts, fmt.Sprintf("%s %s", w.step, w.d))
+		}
+		if timeout := ref.timing[TimingControllerTimeout]; sum >= timeout {
+			c.errf(p, "the steps since %s was sent wait at least %s %s (%s), as long as the controller's request timeout (%s): it will have timed out; shorten those waits or set timeouts.controller_at_least", req.label, sum, ref.label, strings.Join(parts, ", "), timeout)
+			return
 		}
 	}
 }

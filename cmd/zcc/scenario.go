@@ -66,7 +66,11 @@ Exit codes: 0 all files valid, 1 problems found, 2 usage.`,
 			for _, p := range problems {
 				fmt.Fprintln(out, p)
 			}
-			return &exitError{code: 1, err: fmt.Errorf("%d problems", len(problems))}
+			noun := "problems"
+			if len(problems) == 1 {
+				noun = "problem"
+			}
+			return &exitError{code: 1, err: fmt.Errorf("%d %s", len(problems), noun)}
 		},
 	}
 }
