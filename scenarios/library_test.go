@@ -26,9 +26,20 @@ var (
 	})
 )
 
+// The worked example of docs/scenarios.md runs too, so the guide cannot
+// drift from what passes.
+var examplesErr = func() error {
+	examples, err := LoadFiles("testdata/examples/agent-failure-without-node.yaml", "testdata/examples/agent-failure-with-node.yaml")
+	Define(examples)
+	return err
+}()
+
 func TestLibraryAgainstReferenceController(t *testing.T) {
 	if _, err := Library(); err != nil {
 		t.Fatalf("the library does not load:\n%v", err)
+	}
+	if examplesErr != nil {
+		t.Fatalf("the worked example does not load:\n%v", examplesErr)
 	}
 	RegisterFailHandler(Fail)
 	suiteCfg, repCfg := GinkgoConfiguration()

@@ -229,3 +229,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestWorkedExampleDraft keeps the errors docs/scenarios.md shows for the
+// draft scenario true.
+func TestWorkedExampleDraft(t *testing.T) {
+	_, err := LoadFile("testdata/examples/draft.yaml")
+	want := `testdata/examples/draft.yaml:11:5: agents[0].behavior: unknown key in an agent (did you mean "behaviour"?)
+testdata/examples/draft.yaml:19:15: steps[0].expect.within: waits 5s for a timeout Result (5s against Zeek's own timing), but the controller may send it as late as timeout_latest (22s): wait at least timeout_latest`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
+	}
+	// The first attempt is valid: it fails when run, which is the point.
+	if _, err := LoadFile("testdata/examples/first-attempt.yaml"); err != nil {
+		t.Errorf("first attempt: %v", err)
+	}
+}
