@@ -91,6 +91,7 @@ func (t *target) start(ctx context.Context, spec suites.SpecInfo) (*controllerCo
 		opts = append(opts, testcontainers.WithCmd(cmd...))
 	}
 	began := time.Now()
+	created.Store(true)
 	ctr, err := testcontainers.Run(ctx, t.image, opts...)
 	if err != nil {
 		if ctr != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	dclient "github.com/moby/moby/client"
 
@@ -21,14 +22,18 @@ var RunID = sync.OnceValue(func() string {
 	return hex.EncodeToString(b[:])
 })
 
+// created records that this process has asked Docker for a container, so
+// a sweep after a run of another target does not touch Docker at all.
+var created atomic.Bool
+
 // Sweep removes every container this process started that is still there:
 // a spec's own cleanup removes its container, so Sweep finds only what an
 // interrupted spec or a failed removal left. Call it after RunSpecs (zcc
 // conform does). It returns how many it removed; without a Docker engine
 // there is nothing to remove.
 func Sweep(ctx context.Context) (int, error) {
-	if engine.Health() != nil {
-		return 0, nil
+	if !created.Load() || engine.Health() != nil {
+		return 0, nil // this process never asked Docker for a container
 	}
 	cli, err := engine.Client()
 	if err != nil {
