@@ -48,7 +48,7 @@ func Library() ([]*Scenario, error) {
 	return out, nil
 }
 
-// Labels returns the Ginkgo labels of the scenario's spec (besides pair:
+// SpecLabels returns the Ginkgo labels of the scenario's spec (besides pair:
 // and behavior:, which DefineSpec adds): scenario, scenario:<name>, timeout
 // when it waits for the controller's timeout, and the file's own labels.
 func (s *Scenario) SpecLabels() []string {

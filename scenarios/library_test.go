@@ -14,17 +14,22 @@ import (
 // the reason in the other). Only scenario specs run here; the suite's own
 // specs have their own test in package suites.
 var (
-	_ = suites.RegisterNamed("zeek42", func() suites.Config {
-		cfg := suites.DefaultConfig()
-		cfg.Target.Quirks = suites.QuirksZeek42
-		return cfg
-	})
-	_ = suites.RegisterNamed("fixed", func() suites.Config {
-		cfg := suites.DefaultConfig()
-		cfg.Target.Quirks = suites.QuirksFixed
-		return cfg
-	})
+	_ = suites.RegisterNamed("zeek42", func() suites.Config { return libraryConfig(suites.QuirksZeek42) })
+	_ = suites.RegisterNamed("fixed", func() suites.Config { return libraryConfig(suites.QuirksFixed) })
 )
+
+// libraryConfig is `make conform`'s configuration in a quirk mode; under
+// the race detector the controller's timing is stretched threefold, which
+// the scenarios' relative durations follow.
+func libraryConfig(quirks string) suites.Config {
+	cfg := suites.DefaultConfig()
+	cfg.Target.Quirks = quirks
+	if raceEnabled {
+		cfg.Timeouts.ControllerRequest *= 3
+		cfg.Timeouts.ExpirySweep *= 3
+	}
+	return cfg
+}
 
 // The worked example of docs/scenarios.md runs too, so the guide cannot
 // drift from what passes.

@@ -79,7 +79,9 @@ func TestConformIncludesTheLibrary(t *testing.T) {
 func TestScenarioRunPassesByNameAndFile(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join("..", "..", "scenarios", "cc42", "one-of-three-fails.yaml")
-	out, code := scenarioChild(t, "scenario", "run", file, "late-joiner", "--report-dir", dir)
+	// A generous request timeout keeps the deployments clear of it on a
+	// loaded machine; nothing here waits for a timeout.
+	out, code := scenarioChild(t, "scenario", "run", file, "late-joiner", "--report-dir", dir, "--timeout-controller-request", "1s")
 	if code != 0 {
 		t.Fatalf("exit %d:\n%s", code, out)
 	}
@@ -155,7 +157,7 @@ func TestScenarioRunRejectsBadInput(t *testing.T) {
 // TestScenarioRunPicksTheQuirkMode: a fixed-mode scenario against the
 // in-process controller runs it in fixed mode instead of skipping.
 func TestScenarioRunPicksTheQuirkMode(t *testing.T) {
-	out, code := scenarioChild(t, "scenario", "run", "zero-instances-fixed")
+	out, code := scenarioChild(t, "scenario", "run", "zero-instances-fixed", "--timeout-controller-request", "1s")
 	if code != 0 || !strings.Contains(out, "quirks: fixed") || !regexp.MustCompile(`(?m)^set_configuration\s+pass\s+1 pass$`).MatchString(out) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
