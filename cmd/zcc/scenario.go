@@ -167,9 +167,10 @@ func newScenarioRunCmd() *cobra.Command {
 targets, flags, configuration layers, reports and exit codes as zcc conform.
 An argument that is not a file names a scenario of the compiled-in library.
 
-Against the in-process reference controller, when every scenario expects the
-same quirk mode and none was asked for, the reference controller runs in
-that mode.
+When every scenario speaks the same profile and none was asked for, the run
+uses it; against the in-process reference controller, when every scenario
+expects the same quirk mode and none was asked for, the reference controller
+runs in that mode.
 
 Environment variables:
 ` + suites.EnvHelp() + `
@@ -189,6 +190,9 @@ failed, 2 usage or invalid scenario files, 3 harness or infrastructure error.`,
 		cfg, err := suites.LoadConfig(configPath, os.Getenv, flags)
 		if err != nil {
 			return &exitError{code: exitConformUsage, err: err}
+		}
+		if p, ok := commonProfile(list); ok && !cmd.Flags().Changed("profile") && os.Getenv("ZCC_PROFILE") == "" && configPath == "" {
+			cfg.Profile = p
 		}
 		if mode, ok := commonQuirks(list); ok && cfg.Target.Mode == suites.TargetInproc && !cmd.Flags().Changed("quirks") && os.Getenv("ZCC_QUIRKS") == "" && configPath == "" {
 			cfg.Target.Quirks = mode
@@ -250,6 +254,18 @@ func resolveScenarios(args []string) ([]*scenarios.Scenario, error) {
 		seen[s.Name] = s.File()
 	}
 	return list, nil
+}
+
+// commonProfile returns the profile every scenario speaks, if they agree.
+func commonProfile(list []*scenarios.Scenario) (string, bool) {
+	p := ""
+	for _, s := range list {
+		if p != "" && p != s.Profile {
+			return "", false
+		}
+		p = s.Profile
+	}
+	return p, p != ""
 }
 
 // commonQuirks returns the quirk mode every scenario that names one
