@@ -82,7 +82,7 @@ is printed at most once a second when it changes, and a summary at the end;
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&s.controller, "controller", "127.0.0.1:2150", "controller address: host:port or a ws:// URL")
+	fl.StringVar(&s.controller, "controller", "", "controller address: host:port or a ws:// URL (default 127.0.0.1 at the profile's port: 2150 for cc42, 2149 for mgmt)")
 	fl.IntVar(&s.count, "count", 1, "number of agents")
 	fl.StringVar(&s.name, "name", fakeagent.DefaultNamePattern, "agent name pattern with one integer verb")
 	fl.IntVar(&s.firstIndex, "first-index", 1, "index of the first agent")
@@ -95,7 +95,7 @@ is printed at most once a second when it changes, and a summary at the end;
 	fl.StringArrayVar(&s.fail, "fail", nil, "AGENT:NODE:ERROR: agent that fails set_configuration_request (repeatable)")
 	fl.StringArrayVar(&s.apiVersion, "api-version", nil, "[AGENT=]V: api_version announced in the hello (repeatable)")
 	fl.StringArrayVar(&s.on, "on", nil, "[AGENT:]EVENT=ACTION: action for a request type (repeatable)")
-	fl.StringVar(&s.hello, "hello", string(fakeagent.HelloOnce), "hello policy: once (per connection), repeat (until welcomed) or none")
+	fl.StringVar(&s.hello, "hello", "", "hello policy: once (per connection), repeat (until welcomed) or none (default: once for cc42, repeat for mgmt)")
 	fl.DurationVar(&s.helloInterval, "hello-interval", fakeagent.DefaultHelloInterval, "interval of repeated hellos")
 	fl.IntVar(&s.listenBasePort, "listen-base-port", 0, "listen on 127.0.0.1 from this port instead of dialing the controller")
 	fl.StringVar(&s.transcriptDir, "transcript-dir", "", "write each agent's transcript to DIR/<agent>.jsonl at the end")
@@ -197,6 +197,9 @@ func (s *agentsSettings) fleetOptions() (fakeagent.FleetOptions, error) {
 	}
 	if s.delay < 0 {
 		return o, usageErr("--delay must not be negative, got %s", s.delay)
+	}
+	if s.controller == "" {
+		s.controller = fmt.Sprintf("127.0.0.1:%d", profile.DefaultPort)
 	}
 	o = fakeagent.FleetOptions{Count: s.count, NamePattern: s.name, FirstIndex: s.firstIndex, ListenBasePort: s.listenBasePort}
 	o.Template = fakeagent.Options{
