@@ -244,9 +244,15 @@ func BuildReport(cfg Config, target TargetIdentity, started time.Time, elapsed t
 			b.Specs = append(b.Specs, s.Name)
 		}
 	}
-	if len(r.Specs) == 0 {
+	switch {
+	case len(r.Specs) == 0:
 		r.Result = OutcomeError
 		r.Problems = append(r.Problems, "no spec was selected: a filter that selects nothing is an error")
+	case r.Result == OutcomePass && r.Counts[string(OutcomePass)] == 0:
+		// Every selected spec was skipped or disabled (e.g. the container
+		// target without Docker): nothing was tested, which is no pass.
+		r.Result = OutcomeSkip
+		r.Problems = append(r.Problems, "no spec passed: every selected spec was skipped or disabled, so nothing was tested")
 	}
 	for _, b := range cat {
 		res := byBehavior[b.ID]
@@ -364,6 +370,9 @@ func (r ConformanceReport) SummaryTable() string {
 	fmt.Fprintf(&b, "\nbehaviours: %d pass, %d fail, %d error, %d skip, %d disabled, %d not run (of %d)\n",
 		covered[OutcomePass], covered[OutcomeFail], covered[OutcomeError], covered[OutcomeSkip], covered[OutcomeDisabled], covered[OutcomeNotRun], len(r.Behaviors))
 	fmt.Fprintf(&b, "specs: %s in %.2fs — %s\n", countsText(r.Counts), r.Seconds, strings.ToUpper(string(r.Result)))
+	for _, p := range r.Problems {
+		fmt.Fprintf(&b, "  PROBLEM: %s\n", p)
+	}
 	for _, s := range r.Specs {
 		if s.Outcome == OutcomeFail || s.Outcome == OutcomeError {
 			fmt.Fprintf(&b, "  %s: %s\n    %s\n", strings.ToUpper(string(s.Outcome)), s.Name, s.Reason)

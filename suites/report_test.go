@@ -143,6 +143,18 @@ func TestEmptySelectionIsAnError(t *testing.T) {
 	}
 }
 
+func TestAllSkippedIsNoPass(t *testing.T) {
+	cat, _ := catalog.Load("cc42")
+	specs := []SpecResult{
+		{Name: "a", Pair: "get_instances", Outcome: OutcomeSkip, Reason: "no Docker engine"},
+		{Name: "b", Pair: "get_instances", Outcome: OutcomeDisabled},
+	}
+	r := BuildReport(DefaultConfig(), TargetIdentity{}, time.Now(), 0, specs, cat)
+	if r.Result != OutcomeSkip || len(r.Problems) == 0 {
+		t.Fatalf("all skipped: result %s, problems %v", r.Result, r.Problems)
+	}
+}
+
 func TestConfigLayering(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "zcc.yaml")

@@ -132,6 +132,8 @@ func runConformanceOnce(out io.Writer, cfg suites.Config, verbose bool) error {
 		return nil
 	case suites.OutcomeFail:
 		return &exitError{code: exitConformFail, err: errors.New("the controller does not conform")}
+	case suites.OutcomeSkip:
+		return &exitError{code: exitConformError, err: errors.New("nothing was tested: every selected spec was skipped (see the reasons above)")}
 	default:
 		return &exitError{code: exitConformError, err: errors.New("the harness could not complete the run (see ERROR lines)")}
 	}
