@@ -53,7 +53,7 @@ func newEnv(ctx SpecContext, r *registration, cfg Config, target Target, d specD
 		Cfg:     cfg,
 		Profile: p,
 		target:  target,
-		prefix:  fmt.Sprintf("z%ds%04d", GinkgoParallelProcess(), r.seq.Add(1)),
+		prefix:  fmt.Sprintf("z%d%ss%04d", GinkgoParallelProcess(), shardTag(), r.seq.Add(1)),
 	}
 	ctrl, err := target.Start(ctx, SpecInfo{Text: d.text, Prefix: e.prefix})
 	if err != nil {
@@ -71,6 +71,14 @@ func newEnv(ctx SpecContext, r *registration, cfg Config, target Target, d specD
 	// registered later still.
 	DeferCleanup(e.attachOnFailure)
 	return e
+}
+
+// shardTag keeps names unique across the processes of a sharded run.
+func shardTag() string {
+	if shard.total > 1 {
+		return fmt.Sprintf("h%d", shard.index)
+	}
+	return ""
 }
 
 // attachOnFailure adds transcripts and the controller log to a failed spec.

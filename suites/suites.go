@@ -157,8 +157,10 @@ func RegisterNamed(name string, cfgFn func() Config) bool {
 		title += " [" + name + "]"
 	}
 	Describe(title, func() {
-		for _, d := range registry {
-			d := d
+		for i, d := range registry {
+			if shard.total > 1 && i%shard.total != shard.index {
+				continue
+			}
 			ls := Labels{"profile:" + d.profile}
 			if d.pair != "" {
 				ls = append(ls, "pair:"+d.pair)
@@ -250,9 +252,28 @@ func writeReport(r *registration, title string, rep types.Report) {
 	if cfg.Profile == "" { // no spec ran, so setup never happened
 		cfg = r.cfgFn()
 	}
+	report := reportFromGinkgo(cfg, title, rep.SpecReports, rep.StartTime, rep.RunTime)
+	lastReports.Lock()
+	lastReports.m[r.name] = report
+	lastReports.Unlock()
+	if cfg.ReportDir == "" || shard.total > 1 {
+		return // a shard's parent writes the merged report
+	}
+	dir := cfg.ReportDir
+	if r.name != "" {
+		dir = filepath.Join(dir, r.name)
+	}
+	if err := report.WriteFiles(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "zcc report: %v\n", err)
+	}
+}
+
+// reportFromGinkgo builds the conformance report of the specs under the
+// top-level container title.
+func reportFromGinkgo(cfg Config, title string, srs types.SpecReports, started time.Time, elapsed time.Duration) ConformanceReport {
 	var specs []SpecResult
 	var identity TargetIdentity
-	for _, sr := range rep.SpecReports {
+	for _, sr := range srs {
 		if len(sr.ContainerHierarchyTexts) == 0 || sr.ContainerHierarchyTexts[0] != title {
 			continue
 		}
@@ -273,20 +294,44 @@ func writeReport(r *registration, title string, rep types.Report) {
 	if err != nil {
 		fmt.Fprintf(GinkgoWriter, "zcc report: %v\n", err)
 	}
-	report := BuildReport(cfg, identity, rep.StartTime, rep.RunTime, specs, cat)
-	lastReports.Lock()
-	lastReports.m[r.name] = report
-	lastReports.Unlock()
-	if cfg.ReportDir == "" {
-		return
+	return BuildReport(cfg, identity, started, elapsed, specs, cat)
+}
+
+// MergeShardReports builds one conformance report (and one Ginkgo report,
+// for JUnit) from the Ginkgo JSON reports of the shards of a Register run
+// (see SetShard).
+func MergeShardReports(cfg Config, shards []types.Report, elapsed time.Duration) (ConformanceReport, types.Report) {
+	merged := types.Report{SuiteDescription: "zcc conformance", SuiteSucceeded: true, RunTime: elapsed}
+	for i, rep := range shards {
+		if i == 0 || rep.StartTime.Before(merged.StartTime) {
+			merged.StartTime = rep.StartTime
+			merged.SuitePath, merged.SuiteConfig = rep.SuitePath, rep.SuiteConfig
+		}
+		if rep.EndTime.After(merged.EndTime) {
+			merged.EndTime = rep.EndTime
+		}
+		merged.SuiteSucceeded = merged.SuiteSucceeded && rep.SuiteSucceeded
+		merged.SpecialSuiteFailureReasons = append(merged.SpecialSuiteFailureReasons, rep.SpecialSuiteFailureReasons...)
+		merged.SpecReports = append(merged.SpecReports, rep.SpecReports...)
 	}
-	dir := cfg.ReportDir
-	if r.name != "" {
-		dir = filepath.Join(dir, r.name)
+	merged.SuiteConfig.RandomSeed = cfg.Seed
+	return reportFromGinkgo(cfg, "zcc conformance", merged.SpecReports, merged.StartTime, elapsed), merged
+}
+
+// shard restricts which registered specs this process runs: spec i of
+// the registry belongs to shard i % total.
+var shard struct{ index, total int }
+
+// SetShard makes Register add only the specs of shard index (from 0) of
+// total. zcc conform --parallel runs each shard in a process of its own
+// and merges their reports with MergeShardReports. Call it before
+// Register.
+func SetShard(index, total int) error {
+	if total < 1 || index < 0 || index >= total {
+		return fmt.Errorf("shard %d of %d: want 0 <= index < total", index, total)
 	}
-	if err := report.WriteFiles(dir); err != nil {
-		fmt.Fprintf(os.Stderr, "zcc report: %v\n", err)
-	}
+	shard.index, shard.total = index, total
+	return nil
 }
 
 var lastReports = struct {

@@ -73,6 +73,9 @@ func TestConformanceAndSelfTest(t *testing.T) {
 		repCfg.Succinct = true
 	}
 	RunSpecs(&quietT{}, "zcc conformance (reference controller and its broken variants)", suiteCfg, repCfg)
+	if GinkgoParallelProcess() != 1 {
+		return // under ginkgo -p only process 1 holds the aggregated reports
+	}
 
 	for _, name := range []string{"zeek42", "fixed"} {
 		r, ok := LastReport(name)

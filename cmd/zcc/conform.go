@@ -34,6 +34,7 @@ func newConformCmd() *cobra.Command {
 		configPath string
 		list       bool
 		verbose    bool
+		parallel   int
 	)
 	cmd := &cobra.Command{
 		Use:   "conform",
@@ -51,15 +52,17 @@ environment variables < flags. The effective configuration is printed first.
 
 Environment variables:
 ` + suites.EnvHelp() + `
-Exit codes: 0 all selected specs passed, 1 some failed (the controller does
-not conform), 2 usage or configuration error, 3 harness or infrastructure
-error (unreachable target, Docker missing when required, empty selection).`,
+Exit codes: 0 all selected specs passed (some may be skipped with a reason),
+1 some failed (the controller does not conform), 2 usage or configuration
+error, 3 harness or infrastructure error (unreachable target, Docker missing
+when required, empty selection) or every selected spec was skipped.`,
 		Args: cobra.NoArgs,
 	}
 	flags := suites.BindFlags(cmd.Flags())
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file")
 	cmd.Flags().BoolVar(&list, "list", false, "list the specs with their labels and exit")
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print every spec as it runs")
+	cmd.Flags().IntVar(&parallel, "parallel", 0, "run the specs in N processes (default: one per CPU, at most 4, for the inproc and container targets; 1 for external, whose controller the specs share)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		out := cmd.OutOrStdout()
 		cfg, err := suites.LoadConfig(configPath, os.Getenv, flags)
@@ -71,6 +74,16 @@ error (unreachable target, Docker missing when required, empty selection).`,
 				fmt.Fprintln(out, s)
 			}
 			return nil
+		}
+		if spec := os.Getenv(envShard); spec != "" {
+			return runShard(out, cfg, spec, verbose)
+		}
+		n, err := parallelism(cfg, parallel)
+		if err != nil {
+			return &exitError{code: exitConformUsage, err: err}
+		}
+		if n > 1 {
+			return runParallel(cmd.Context(), out, cmd.ErrOrStderr(), cfg, n, verbose)
 		}
 		return runConformance(out, cfg, verbose)
 	}
@@ -118,6 +131,12 @@ func runConformanceOnce(out io.Writer, cfg suites.Config, verbose bool) error {
 		// Ginkgo stopped before the report node ran (e.g. nothing selected).
 		return &exitError{code: exitConformError, err: errors.New("no spec ran: check the label filter and focus")}
 	}
+	return finishConformance(out, cfg, report)
+}
+
+// finishConformance prints the summary and turns the result into the exit
+// code.
+func finishConformance(out io.Writer, cfg suites.Config, report suites.ConformanceReport) error {
 	fmt.Fprintf(out, "\n%s", report.SummaryTable())
 	if cfg.ReportDir != "" {
 		fmt.Fprintf(out, "reports: %s\n", strings.Join([]string{

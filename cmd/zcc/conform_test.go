@@ -20,6 +20,10 @@ func TestMain(m *testing.M) {
 		if err := json.Unmarshal([]byte(args), &argv); err != nil {
 			panic(err)
 		}
+		if len(os.Args) > 1 && os.Args[1] == "conform" {
+			// Re-executed by zcc conform --parallel with real arguments.
+			argv = os.Args[1:]
+		}
 		os.Exit(run(argv, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -71,6 +75,41 @@ func TestConformPassesAgainstReferenceController(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "junit.xml")); err != nil {
 		t.Errorf("no JUnit report: %v", err)
+	}
+}
+
+func TestConformParallelMergesShards(t *testing.T) {
+	dir := t.TempDir()
+	out, code := conformChild(t, "--parallel", "2", "--label-filter", "pair:test_timeout || pair:get_instances", "--report-dir", dir)
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	for _, want := range []string{`Running the suite in 2 processes`, `(?m)^Ran \d+ specs in 2 processes`, `(?m)^test_timeout\s+pass`, `(?m)^get_instances\s+pass`, `— PASS`} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "conformance-report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Result string
+		Seed   int64
+		Specs  []struct{ Name, Outcome string }
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result != "pass" || rep.Seed == 0 || len(rep.Specs) < 8 {
+		t.Errorf("merged report: %+v", rep)
+	}
+	junit, err := os.ReadFile(filepath.Join(dir, "junit.xml"))
+	if err != nil || strings.Count(string(junit), "<testcase ") < len(rep.Specs) {
+		t.Errorf("junit.xml (%v) lacks the shards' testcases", err)
+	}
+	if _, code := conformChild(t, "--parallel", "2", "--target", "external", "--url", "127.0.0.1:1"); code != exitConformUsage {
+		t.Errorf("--parallel 2 against an external target: exit %d, want %d", code, exitConformUsage)
 	}
 }
 

@@ -174,8 +174,9 @@ runs in that mode.
 
 Environment variables:
 ` + suites.EnvHelp() + `
-Exit codes: 0 all passed (or were skipped with a reason), 1 a scenario
-failed, 2 usage or invalid scenario files, 3 harness or infrastructure error.`,
+Exit codes: 0 all passed (some may be skipped with a reason), 1 a scenario
+failed, 2 usage or invalid scenario files, 3 harness or infrastructure error,
+or every scenario was skipped (nothing was tested).`,
 		Args: cobra.MinimumNArgs(1),
 	}
 	flags := suites.BindFlags(cmd.Flags())
