@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -157,6 +158,20 @@ func RegisterNamed(name string, cfgFn func() Config) bool {
 		title += " [" + name + "]"
 	}
 	Describe(title, func() {
+		if shard.total > 1 && ShardProgress != nil {
+			// The parent of a sharded run shows progress from all shards
+			// on one line: one character per finished spec.
+			ReportAfterEach(func(sr types.SpecReport) {
+				sym := "•"
+				switch {
+				case sr.State == types.SpecStateSkipped:
+					sym = "S"
+				case sr.State.Is(types.SpecStateFailureStates):
+					sym = "F"
+				}
+				fmt.Fprint(ShardProgress, sym)
+			})
+		}
 		for i, d := range registry {
 			if shard.total > 1 && i%shard.total != shard.index {
 				continue
@@ -317,6 +332,10 @@ func MergeShardReports(cfg Config, shards []types.Report, elapsed time.Duration)
 	merged.SuiteConfig.RandomSeed = cfg.Seed
 	return reportFromGinkgo(cfg, "zcc conformance", merged.SpecReports, merged.StartTime, elapsed), merged
 }
+
+// ShardProgress receives one character per finished spec (•, S, F) in a
+// sharded run; zcc conform points it at the stream its parent shows.
+var ShardProgress io.Writer
 
 // shard restricts which registered specs this process runs: spec i of
 // the registry belongs to shard i % total.

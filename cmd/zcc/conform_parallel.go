@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -77,11 +79,15 @@ func runParallel(ctx context.Context, out, errOut io.Writer, cfg suites.Config, 
 	fmt.Fprintf(out, "Running the suite in %d processes (--parallel %d)\n", n, n)
 	start := time.Now()
 	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs = make([]error, n)
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		errs    = make([]error, n)
+		outputs = make([]bytes.Buffer, n)
 	)
-	sink := &lockedWriter{w: out, mu: &mu}
+	// Children print one progress character per spec on stderr, shown
+	// live; Ginkgo's own output (failure details) is kept and shown after
+	// the run when it says something.
+	progress := &lockedWriter{w: out, mu: &mu}
 	for i := 0; i < n; i++ {
 		args := []string{"conform", "--config", cfgPath}
 		if verbose {
@@ -92,7 +98,7 @@ func runParallel(ctx context.Context, out, errOut io.Writer, cfg suites.Config, 
 			fmt.Sprintf("%s=%d/%d", envShard, i, n),
 			envShardReport+"="+filepath.Join(dir, "shard-"+strconv.Itoa(i)+".json"),
 		)
-		child.Stdout, child.Stderr = sink, &lockedWriter{w: errOut, mu: &mu}
+		child.Stdout, child.Stderr = &outputs[i], progress
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -101,6 +107,12 @@ func runParallel(ctx context.Context, out, errOut io.Writer, cfg suites.Config, 
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	fmt.Fprintln(out)
+	for i := range outputs {
+		if text := shardDetails(outputs[i].String()); text != "" {
+			fmt.Fprintf(errOut, "--- shard %d/%d ---\n%s\n", i+1, n, text)
+		}
+	}
 
 	var shards []types.Report
 	for i := 0; i < n; i++ {
@@ -143,6 +155,7 @@ func runShard(out io.Writer, cfg suites.Config, spec string, verbose bool) error
 	suiteCfg, repCfg := ginkgo.GinkgoConfiguration()
 	cfg = suites.ApplyToGinkgo(cfg, &suiteCfg)
 	suiteCfg.FailOnEmpty = false // a shard may hold none of the selected specs; the parent judges the whole
+	suites.ShardProgress = os.Stderr
 	suites.Register(func() suites.Config { return cfg })
 	repCfg.Succinct = !verbose
 	repCfg.Verbose = verbose
@@ -161,6 +174,19 @@ func runShard(out io.Writer, cfg suites.Config, spec string, verbose bool) error
 	}
 	return nil
 }
+
+// shardDetails keeps what a shard's Ginkgo output says beyond its
+// one-line header and success line: failure reports, warnings.
+func shardDetails(s string) string {
+	s = shardHeader.ReplaceAllString(s, "")
+	s = strings.TrimSpace(shardSuccess.ReplaceAllString(s, ""))
+	return strings.Trim(s, "•S ")
+}
+
+var (
+	shardHeader  = regexp.MustCompile(`\[\d+\] zcc conformance \(shard \d+/\d+\) - \d+/\d+ specs ?`)
+	shardSuccess = regexp.MustCompile(`SUCCESS! [0-9.]+[µmn]?s ?`)
+)
 
 func parseShard(s string) (int, int, bool) {
 	a, b, ok := strings.Cut(s, "/")
