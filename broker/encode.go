@@ -36,6 +36,9 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 // UTF-8 become U+FFFD. The only error is a real that is NaN or infinite,
 // which JSON cannot carry.
 func (v Value) AppendJSON(dst []byte) ([]byte, error) {
+	if v.kind >= KindSet && v.str != "" {
+		return append(dst, v.str...), nil // cached by Preencoded
+	}
 	dst = append(dst, `{"@data-type":"`...)
 	dst = append(dst, kindTags[v.kind]...)
 	dst = append(dst, `","data":`...)
@@ -126,6 +129,23 @@ func (v Value) appendPayload(dst []byte) ([]byte, error) {
 		return append(dst, ']'), nil
 	}
 	return dst, fmt.Errorf("encode: invalid kind %d", v.kind)
+}
+
+// Preencoded returns v with its JSON encoding cached inside, so that a
+// container sent in many frames — a configuration pushed to every agent —
+// is encoded once. Scalars are returned as they are. The result is the
+// same datum: Equal, Compare and the accessors ignore the cache.
+func Preencoded(v Value) (Value, error) {
+	if v.kind < KindSet {
+		return v, nil
+	}
+	v.str = ""
+	b, err := v.AppendJSON(make([]byte, 0, 1024))
+	if err != nil {
+		return v, err
+	}
+	v.str = string(b)
+	return v, nil
 }
 
 // appendReal writes f with a decimal point always present ("1.0", "3.25").

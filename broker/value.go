@@ -169,7 +169,9 @@ type Value struct {
 	// (IEEE bits), timestamp (Unix ns), timespan (ns), port (number<<8 |
 	// proto) and the subnet prefix length.
 	bits uint64
-	str  string     // string, enum-value
+	// str holds string and enum-value text; for a container it may hold
+	// the container's cached JSON encoding (see Preencoded).
+	str  string
 	addr netip.Addr // address, subnet
 	// elems holds vector and set elements; a table stores key0, value0,
 	// key1, value1, … so that all containers share one slice field.

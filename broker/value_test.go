@@ -242,3 +242,28 @@ func TestJSONMarshalerInterop(t *testing.T) {
 		t.Fatalf("unmarshal: %v, %s", err, w.V)
 	}
 }
+
+func TestPreencodedKeepsTheDatum(t *testing.T) {
+	v := Vector(StringSet("b", "a"), StringTable(map[string]string{"k": "v"}), Count(3))
+	want, err := EncodeValue(Vector(String("r"), v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Preencoded(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !Equal(p, v) || p.String() != v.String() || p.Len() != 3 {
+		t.Fatalf("preencoded value differs: %s vs %s", p, v)
+	}
+	got, err := EncodeValue(Vector(String("r"), p))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("encoding with a preencoded element:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := Preencoded(Vector(Real(math.NaN()))); err == nil {
+		t.Error("a value that cannot be encoded was preencoded")
+	}
+	if s, err := Preencoded(String("x")); err != nil || !Equal(s, String("x")) {
+		t.Errorf("scalar: %s, %v", s, err)
+	}
+}

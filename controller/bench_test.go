@@ -3,12 +3,15 @@ package controller
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
@@ -166,13 +169,20 @@ func benchAgent(ctx context.Context, b *testing.B, conn *broker.Conn, name strin
 // BenchmarkSetConfiguration measures set_configuration with N connected
 // agents that all answer at once: the controller pushes the whole
 // configuration (N instances, N nodes) to each of them.
+//
+// "decoding" agents are broker.Conns, which decode every frame they get
+// into Broker values (what a careful agent does); "lean" agents read the
+// raw frame and pick the reqid out with a string search, so the number is
+// the controller's and the transport's cost alone. Both run in this
+// process and share its two cores with the controller.
 func BenchmarkSetConfiguration(b *testing.B) {
 	for _, n := range []int{10, 100, 1000} {
-		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchSetConfiguration(b, n) })
+		b.Run(fmt.Sprintf("agents=%d/decoding", n), func(b *testing.B) { benchSetConfiguration(b, n, false) })
+		b.Run(fmt.Sprintf("agents=%d/lean", n), func(b *testing.B) { benchSetConfiguration(b, n, true) })
 	}
 }
 
-func benchSetConfiguration(b *testing.B, agents int) {
+func benchSetConfiguration(b *testing.B, agents int, lean bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	// A pushed configuration is O(agents) big and goes to every agent, so
@@ -189,9 +199,18 @@ func benchSetConfiguration(b *testing.B, agents int) {
 	var insts []api.Instance
 	var wg sync.WaitGroup
 	conns := make([]*broker.Conn, agents)
+	var stops []func()
 	for i := 0; i < agents; i++ {
 		name := fmt.Sprintf("agent-%04d", i)
 		insts = append(insts, connecting(name))
+		if lean {
+			stop, err := startLeanAgent(ctx, c.URL(), name, &wg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			stops = append(stops, stop)
+			continue
+		}
 		conn, err := broker.Dial(ctx, c.URL(), []string{agentPrefix + name}, &broker.DialOptions{MaxFrameSize: 64 << 20})
 		if err != nil {
 			b.Fatal(err)
@@ -206,7 +225,12 @@ func benchSetConfiguration(b *testing.B, agents int) {
 	}
 	defer func() {
 		for _, conn := range conns {
-			_ = conn.Close()
+			if conn != nil {
+				_ = conn.Close()
+			}
+		}
+		for _, stop := range stops {
+			stop()
 		}
 		wg.Wait()
 	}()
@@ -265,4 +289,90 @@ func benchSetConfiguration(b *testing.B, agents int) {
 	}
 	b.StopTimer()
 	lat.report(b, time.Millisecond, "ms")
+}
+
+// startLeanAgent runs an agent on a bare WebSocket: it answers welcomes
+// and configuration pushes from the reqid found by a string search, never
+// decoding the (large) configuration.
+func startLeanAgent(ctx context.Context, url, name string, wg *sync.WaitGroup) (stop func(), err error) {
+	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	topic := agentPrefix + name
+	ws.SetReadLimit(64 << 20)
+	if err := ws.WriteMessage(websocket.TextMessage, broker.EncodeHandshake([]string{topic})); err != nil {
+		return nil, err
+	}
+	if _, _, err := ws.ReadMessage(); err != nil { // the ack
+		return nil, err
+	}
+	frame := func(m api.Message) []byte {
+		ev, err := api.CC42.Encode(m)
+		if err != nil {
+			panic(err)
+		}
+		out, err := broker.EventFrame(topic, ev).Encode()
+		if err != nil {
+			panic(err)
+		}
+		return out
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, frame(agentHello(name))); err != nil {
+		return nil, err
+	}
+	const reqidPrefix = `{"@data-type":"vector","data":[{"@data-type":"string","data":"`
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// Only the frame's head is needed (topic, event name, reqid);
+		// the rest — the configuration — is read into a reused buffer and
+		// dropped, as an agent that does not care about it would.
+		head := make([]byte, 512)
+		sink := make([]byte, 64<<10)
+		for {
+			_, r, err := ws.NextReader()
+			if err != nil {
+				return
+			}
+			n, _ := io.ReadFull(r, head)
+			for {
+				if _, err := r.Read(sink); err != nil {
+					break
+				}
+			}
+			text := string(head[:n])
+			kind, evName := "", ""
+			switch {
+			case strings.Contains(text, `"ClusterAgent::API::agent_welcome_request"`):
+				kind, evName = "welcome", `"ClusterAgent::API::agent_welcome_request"`
+			case strings.Contains(text, `"ClusterAgent::API::set_configuration_request"`):
+				kind, evName = "config", `"ClusterAgent::API::set_configuration_request"`
+			default:
+				continue
+			}
+			// The args vector follows the event name; its first element
+			// is the reqid.
+			after := text[strings.Index(text, evName)+len(evName):]
+			i := strings.Index(after, reqidPrefix)
+			if i < 0 {
+				continue
+			}
+			rest := after[i+len(reqidPrefix):]
+			end := strings.IndexByte(rest, '"')
+			if end < 0 {
+				continue
+			}
+			reqid := rest[:end]
+			res := api.Result{Reqid: reqid, Instance: name, Success: true}
+			var reply api.Message = api.AgentSetConfigurationResponse{Reqid: reqid, Result: res}
+			if kind == "welcome" {
+				reply = api.AgentWelcomeResponse{Reqid: reqid, Result: res}
+			}
+			if err := ws.WriteMessage(websocket.TextMessage, frame(reply)); err != nil {
+				return
+			}
+		}
+	}()
+	return func() { _ = ws.Close() }, nil
 }
