@@ -102,19 +102,26 @@ func observer() SpecOption           { return NeedsObserver() }
 
 // registration is one Register call: its config and its target.
 type registration struct {
-	name   string
-	cfgFn  func() Config
-	once   sync.Once
-	cfg    Config
-	target Target
-	err    error
-	seq    atomic.Int64
-	failed atomic.Bool // a spec of this registration failed (for FailFast)
+	name    string
+	cfgFn   func() Config
+	cfgOnce sync.Once
+	once    sync.Once
+	cfg     Config
+	target  Target
+	err     error
+	seq     atomic.Int64
+	failed  atomic.Bool // a spec of this registration failed (for FailFast)
+}
+
+// config returns the registration's config, calling cfgFn once.
+func (r *registration) config() Config {
+	r.cfgOnce.Do(func() { r.cfg = r.cfgFn() })
+	return r.cfg
 }
 
 func (r *registration) setup() (Config, Target, error) {
 	r.once.Do(func() {
-		r.cfg = r.cfgFn()
+		r.cfg = r.config()
 		if r.err = r.cfg.Validate(); r.err != nil {
 			return
 		}
@@ -172,8 +179,15 @@ func RegisterNamed(name string, cfgFn func() Config) bool {
 				fmt.Fprint(ShardProgress, sym)
 			})
 		}
+		// Ginkgo builds the tree inside RunSpecs, after flags are parsed,
+		// so the config is known here: a run holds only its profile's
+		// specs, and another profile's never show up as skips.
+		profile := reg.config().Profile
 		for i, d := range registry {
 			if shard.total > 1 && i%shard.total != shard.index {
+				continue
+			}
+			if profile != "" && d.profile != profile {
 				continue
 			}
 			ls := Labels{"profile:" + d.profile}

@@ -143,9 +143,14 @@ func (t *inprocTarget) Start(ctx context.Context, spec SpecInfo) (Controller, er
 	if err != nil {
 		return nil, err
 	}
+	profile, err := api.Lookup(t.cfg.Profile)
+	if err != nil {
+		return nil, err
+	}
 	logs := &syncBuffer{}
 	opts := controller.Options{
 		Name:           "controller-" + spec.Prefix,
+		Profile:        profile,
 		Mode:           mode,
 		RequestTimeout: t.cfg.Timeouts.ControllerRequest,
 		SweepInterval:  t.cfg.Timeouts.ExpirySweep,
