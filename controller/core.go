@@ -45,7 +45,7 @@ func (p Peer) String() string {
 }
 
 // Input is one thing that happened to the controller: Receive,
-// Undecodable, PeerLost or Tick.
+// Undecodable, PeerConnected, PeerLost, Startup or Tick.
 type Input interface{ isInput() }
 
 // Receive is a decoded event that arrived on Topic from From.
@@ -67,13 +67,32 @@ type Undecodable struct {
 // PeerLost reports that a connection went away.
 type PeerLost struct{ Peer Peer }
 
+// PeerConnected reports a new connection and where it comes from: the
+// Management profile records a known agent's host (and, for a connection
+// the controller dialled, its listening port) from the connection its
+// hello arrived on, as Zeek does from the Broker peering.
+type PeerConnected struct {
+	Peer Peer
+	Addr netip.Addr
+	// Port is the agent's listening port when the controller dialled it.
+	Port api.Opt[broker.Port]
+}
+
+// Startup is the first input of a running controller. Under the
+// Management profile it redeploys a restored DEPLOYED configuration
+// (Config.Restore) as Zeek's zeek_init does; otherwise it does nothing.
+// Only the first Startup counts.
+type Startup struct{}
+
 // Tick only advances time; the runtime sends it when Output.Wake is due.
 type Tick struct{}
 
-func (Receive) isInput()     {}
-func (Undecodable) isInput() {}
-func (PeerLost) isInput()    {}
-func (Tick) isInput()        {}
+func (Receive) isInput()       {}
+func (Undecodable) isInput()   {}
+func (PeerConnected) isInput() {}
+func (PeerLost) isInput()      {}
+func (Startup) isInput()       {}
+func (Tick) isInput()          {}
 
 // Outbound is a message to publish on Topic.
 type Outbound struct {
@@ -110,6 +129,9 @@ type Output struct {
 	Logs        []LogRecord
 	AgentsReady []api.NotifyAgentsReady
 	Dials       []DialRequest
+	// Configs is set when the Management profile's staged, ready or
+	// deployed configuration changed: the state to persist.
+	Configs *StoredConfigs
 	// Wake is when the core next needs a Tick; zero when no request can
 	// expire.
 	Wake time.Time
@@ -117,7 +139,9 @@ type Output struct {
 
 // Config parameterises a Core.
 type Config struct {
-	// Profile must be a cc42-style profile (set_configuration API).
+	// Profile is the API dialect: api.CC42 (set_configuration, Zeek 4.2)
+	// or api.Mgmt (stage/deploy, Zeek 5.2+; see MgmtConfig). Default
+	// api.CC42.
 	Profile *api.Profile
 	Mode    Mode
 	// RequestTimeout is Zeek's ClusterController::request_timeout.
@@ -133,6 +157,8 @@ type Config struct {
 	// Defects deliberately break the controller, for testing conformance
 	// suites (see Defect). Empty in any real use.
 	Defects []Defect
+	// Mgmt holds the settings only the Management profile uses.
+	Mgmt MgmtConfig
 }
 
 // Defaults of Zeek 4.2.
@@ -150,13 +176,23 @@ type Core struct {
 	defects defectSet
 
 	instances map[string]api.Instance // g_instances
-	known     map[string]bool         // g_instances_known
-	ready     map[string]bool         // g_instances_ready
-	pending   string                  // g_config_reqid_pending
-	current   api.Configuration       // g_config_current
+	// known is g_instances_known. cc42 only needs the names; mgmt keeps
+	// each agent's Instance (host and, if the controller dialled it, port)
+	// as Zeek 5.0+ does.
+	known   map[string]api.Instance
+	ready   map[string]bool   // g_instances_ready
+	pending string            // g_config_reqid_pending
+	current api.Configuration // g_config_current
 
 	// speakers maps an instance to the peer its latest hello came from.
 	speakers map[string]Peer
+	// peers is what PeerConnected told about each live connection.
+	peers map[Peer]PeerConnected
+
+	// mgmt is the Management profile's state; nil under cc42.
+	mgmt *mgmtState
+	// started records the first Startup.
+	started bool
 
 	table requestTable
 	seq   uint64 // creation counter, for fixed-mode test-timeout keys
@@ -183,10 +219,15 @@ func NewCore(cfg Config) (*Core, error) {
 	if cfg.Profile == nil {
 		cfg.Profile = api.CC42
 	}
-	for _, k := range []api.EventKind{api.KindSetConfigurationRequest, api.KindAgentSetConfigurationRequest, api.KindAgentWelcomeRequest} {
+	isMgmt := cfg.Profile.Supports(api.KindDeployRequest)
+	required := []api.EventKind{api.KindSetConfigurationRequest, api.KindAgentSetConfigurationRequest, api.KindAgentWelcomeRequest}
+	if isMgmt {
+		required = mgmtRequiredKinds
+	}
+	for _, k := range required {
 		if !cfg.Profile.Supports(k) {
-			return nil, fmt.Errorf("controller: profile %s is not supported: it has no %s event (the reference controller speaks the ClusterController API, e.g. profile cc42)",
-				cfg.Profile.Name, api.CC42.ShortName(k))
+			return nil, fmt.Errorf("controller: profile %s is not supported: it has no event of kind %d (the reference controller speaks the ClusterController API of cc42 or the Management API of mgmt)",
+				cfg.Profile.Name, k)
 		}
 	}
 	if cfg.Mode != ModeZeek42 && cfg.Mode != ModeFixed {
@@ -216,13 +257,23 @@ func NewCore(cfg Config) (*Core, error) {
 		cfg:       cfg,
 		p:         cfg.Profile,
 		instances: map[string]api.Instance{},
-		known:     map[string]bool{},
+		known:     map[string]api.Instance{},
 		ready:     map[string]bool{},
 		speakers:  map[string]Peer{},
+		peers:     map[Peer]PeerConnected{},
 		now:       cfg.Start,
 		lastSweep: cfg.Start,
 	}
 	c.table.init()
+	if isMgmt {
+		m, err := newMgmtState(&c.cfg.Mgmt)
+		if err != nil {
+			return nil, err
+		}
+		c.mgmt = m
+	} else if cfg.Mgmt.Restore != nil {
+		return nil, errors.New("controller: Config.Mgmt.Restore needs the mgmt profile")
+	}
 	return c, nil
 }
 
@@ -234,11 +285,25 @@ func (c *Core) Step(now time.Time, in Input) Output {
 	c.drain()
 	switch in := in.(type) {
 	case Receive:
-		c.receive(in)
+		if c.mgmt != nil {
+			c.receiveMgmt(in)
+		} else {
+			c.receive(in)
+		}
 	case Undecodable:
 		c.undecodable(in)
+	case PeerConnected:
+		c.peers[in.Peer] = in
 	case PeerLost:
 		c.peerLost(in.Peer)
+		delete(c.peers, in.Peer)
+	case Startup:
+		if !c.started {
+			c.started = true
+			if c.mgmt != nil {
+				c.startupMgmt()
+			}
+		}
 	case Tick, nil:
 	}
 	c.drain()
@@ -353,11 +418,16 @@ func (c *Core) key(kind reqKind, id string) reqKey {
 // overwrite keeps the old creation time, as &create_expire does).
 func (c *Core) create(kind reqKind, id string) *request {
 	k := c.key(kind, id)
-	if kind == kindTest && !c.cfg.Mode.Has(QuirkDuplicateReqid) {
-		// Test requests are only ever expired, never looked up, so each
-		// gets its own slot and a reused reqid cannot displace another.
-		c.seq++
-		k.seq = c.seq
+	if !c.cfg.Mode.Has(QuirkDuplicateReqid) {
+		switch kind {
+		case kindTest, kindGetNodes, kindGetIDValue, kindRestart:
+			// Test requests are only ever expired, never looked up, and
+			// fan-out requests are found through their children's
+			// parentKey, so each gets its own slot and a reused reqid
+			// cannot displace another.
+			c.seq++
+			k.seq = c.seq
+		}
 	}
 	r := &request{key: k, id: id, kind: kind, created: c.now}
 	c.table.put(r)
@@ -403,6 +473,24 @@ func withWrongReqid(m api.Message) api.Message {
 		r.Reqid += "-x"
 		return r
 	case api.TestTimeoutResponse:
+		r.Reqid += "-x"
+		return r
+	case api.StageConfigurationResponse:
+		r.Reqid += "-x"
+		return r
+	case api.GetConfigurationResponse:
+		r.Reqid += "-x"
+		return r
+	case api.DeployResponse:
+		r.Reqid += "-x"
+		return r
+	case api.GetNodesResponse:
+		r.Reqid += "-x"
+		return r
+	case api.GetIDValueResponse:
+		r.Reqid += "-x"
+		return r
+	case api.RestartResponse:
 		r.Reqid += "-x"
 		return r
 	}

@@ -1110,7 +1110,9 @@ func TestCoreConfigValidation(t *testing.T) {
 		{Config{NewID: id, SweepInterval: -1}, "sweep interval"},
 		{Config{}, "NewID"},
 		{Config{NewID: id, Mode: 7}, "unknown mode"},
-		{Config{NewID: id, Profile: api.Mgmt}, "profile mgmt is not supported"},
+		{Config{NewID: id, Mgmt: MgmtConfig{Restore: &StoredConfigs{}}}, "Restore needs the mgmt profile"},
+		{Config{NewID: id, Profile: api.Mgmt, Mgmt: MgmtConfig{BrokerPeerIDs: []string{"x"}}}, "BrokerPeerIDs needs Identity IdentityBrokerID"},
+		{Config{NewID: id, Profile: api.Mgmt, Mgmt: MgmtConfig{Identity: 7}}, "unknown agent identity 7"},
 	}
 	for _, c := range cases {
 		_, err := NewCore(c.cfg)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
 )
 
@@ -38,10 +39,11 @@ func (c *Controller) startDialer(d DialRequest) {
 	}
 	c.dialers[url] = true
 	c.dialWG.Add(1)
-	go c.dial(d.Instance, url)
+	go c.dial(d, url)
 }
 
-func (c *Controller) dial(instance, url string) {
+func (c *Controller) dial(d DialRequest, url string) {
+	instance := d.Instance
 	defer c.dialWG.Done()
 	retry := time.NewTimer(0)
 	defer retry.Stop()
@@ -60,7 +62,7 @@ func (c *Controller) dial(instance, url string) {
 			retry.Reset(c.opts.ConnectRetry)
 			continue
 		}
-		c.serveDialed(instance, url, conn)
+		c.serveDialed(d, url, conn)
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -70,7 +72,8 @@ func (c *Controller) dial(instance, url string) {
 
 // serveDialed reads from and writes to one dialled connection until it or
 // the controller ends, then reports the peer as lost.
-func (c *Controller) serveDialed(instance, url string, conn *broker.Conn) {
+func (c *Controller) serveDialed(d DialRequest, url string, conn *broker.Conn) {
+	instance := d.Instance
 	dc := &dialedConn{conn: conn, queue: make(chan outboundEvent, dialQueue)}
 	c.dialMu.Lock()
 	c.dialSeq++
@@ -79,6 +82,7 @@ func (c *Controller) serveDialed(instance, url string, conn *broker.Conn) {
 	c.dialMu.Unlock()
 	peer := Peer{Kind: PeerDialed, ID: id}
 	c.log.Debug(fmt.Sprintf("connected to listening instance %s at %s as %s", instance, url, peer))
+	c.enqueue(PeerConnected{Peer: peer, Addr: d.Host.Unmap(), Port: api.Some(d.Port)})
 
 	writerDone := make(chan struct{})
 	go func() {

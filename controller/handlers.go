@@ -79,10 +79,19 @@ func (c *Core) onSetConfiguration(reqid string, config api.Configuration) {
 
 	// No validation: Zeek 4.2 only has a TODO here.
 	c.pending = reqid
+	c.reconcile(config.Instances)
+	c.checkInstancesReady()
+}
 
+// reconcile is the instance delta of set_configuration (Zeek 4.2) and of
+// deploy (Zeek 5.0+): instances no longer configured are dropped (with a
+// standby), new ones added (welcomed if known, dialled if listening), and
+// kept ones whose connectivity changed are dropped and, unless
+// QuirkConnectivityChange, added again.
+func (c *Core) reconcile(insts []api.Instance) {
 	current := c.instances
 	newNames := map[string]bool{}
-	for _, inst := range config.Instances {
+	for _, inst := range insts {
 		newNames[inst.Name] = true
 	}
 	drop := map[string]bool{}
@@ -92,7 +101,7 @@ func (c *Core) onSetConfiguration(reqid string, config api.Configuration) {
 		}
 	}
 	toPeer := map[string]api.Instance{}
-	for _, inst := range config.Instances {
+	for _, inst := range insts {
 		if _, kept := current[inst.Name]; !kept {
 			toPeer[inst.Name] = inst
 			continue
@@ -110,7 +119,6 @@ func (c *Core) onSetConfiguration(reqid string, config api.Configuration) {
 	for _, name := range sortedKeys(toPeer) {
 		c.addInstance(toPeer[name])
 	}
-	c.checkInstancesReady()
 }
 
 // isConnectivityChange is is_instance_connectivity_change.
@@ -131,15 +139,22 @@ func (c *Core) isConnectivityChange(inst api.Instance) bool {
 
 // addInstance is add_instance.
 func (c *Core) addInstance(inst api.Instance) {
+	known, isKnown := c.known[inst.Name]
+	if c.mgmt != nil && isKnown && !inst.ListenPort.Set {
+		// Zeek 5.0+ uses the address it sees the agent connect from.
+		inst.Host = known.Host
+	}
 	c.instances[inst.Name] = inst
 	if port, ok := inst.ListenPort.Get(); ok {
 		c.out.Dials = append(c.out.Dials, DialRequest{Instance: inst.Name, Host: inst.Host, Port: port})
 	}
-	if c.known[inst.Name] {
+	if isKnown {
 		c.sendWelcome(inst.Name)
 		if c.defects.has(DefectConfigToUnwelcomed) {
 			c.ready[inst.Name] = true
 		}
+	} else if c.mgmt != nil {
+		c.debugf("instance %s not known to us, skipping", inst.Name)
 	}
 }
 
@@ -159,14 +174,24 @@ func (c *Core) dropInstance(name string) {
 func (c *Core) sendWelcome(name string) {
 	req := c.create(kindWelcome, c.cfg.NewID())
 	req.target = name
-	c.info("tx ClusterAgent::API::agent_welcome_request to " + name)
+	if c.mgmt != nil {
+		c.info(fmt.Sprintf("tx %s %s to %s", c.evName(api.KindAgentWelcomeRequest), req.id, name))
+	} else {
+		c.info("tx ClusterAgent::API::agent_welcome_request to " + name)
+	}
 	c.publish(c.p.AgentTopic(name), api.AgentWelcomeRequest{Reqid: req.id})
 }
 
 // sendStandby publishes agent_standby_request with reqid "" and no state.
 func (c *Core) sendStandby(name string) {
-	c.info("tx ClusterAgent::API::agent_standby_request to " + name)
+	c.info("tx " + c.evName(api.KindAgentStandbyRequest) + " to " + name)
 	c.publish(c.p.AgentTopic(name), api.AgentStandbyRequest{Reqid: ""})
+}
+
+// evName is the profile's full name of an event, as Zeek's logs print it.
+func (c *Core) evName(k api.EventKind) string {
+	n, _ := c.p.EventName(k)
+	return n
 }
 
 // checkInstancesReady is check_instances_ready (§5.5): it raises
@@ -191,6 +216,10 @@ func (c *Core) checkInstancesReady() {
 func (c *Core) onNotifyAgentsReady(names []string) {
 	sorted := append([]string{}, names...)
 	sort.Strings(sorted)
+	if c.mgmt != nil {
+		c.onNotifyAgentsReadyMgmt(sorted)
+		return
+	}
 	c.info("rx ClusterController::API:notify_agents_ready " + strings.Join(sorted, ","))
 	c.out.AgentsReady = append(c.out.AgentsReady, api.NotifyAgentsReady{Instances: sorted})
 	req := c.lookup(kindSetConfiguration, c.pending)
@@ -208,7 +237,7 @@ func (c *Core) sendConfigToAgents(req *request) {
 		if !c.ready[name] {
 			continue
 		}
-		if !c.cfg.Mode.Has(QuirkDuplicateWelcome) && hasChildFor(state, name) {
+		if !c.cfg.Mode.Has(QuirkDuplicateWelcome) && hasChildFor(state.children, name) {
 			continue
 		}
 		child := c.create(kindChild, c.cfg.NewID())
@@ -224,8 +253,8 @@ func (c *Core) sendConfigToAgents(req *request) {
 	}
 }
 
-func hasChildFor(state *setConfigState, name string) bool {
-	for _, ch := range state.children {
+func hasChildFor(children []*request, name string) bool {
+	for _, ch := range children {
 		if ch.target == name {
 			return true
 		}
@@ -244,7 +273,7 @@ func (c *Core) onHello(m api.NotifyAgentHello, from Peer) {
 		delete(c.speakers, m.Instance)
 		return
 	}
-	c.known[m.Instance] = true
+	c.known[m.Instance] = api.Instance{Name: m.Instance, Host: m.Host}
 	if from.Kind != PeerNone {
 		c.speakers[m.Instance] = from
 	}
@@ -259,7 +288,7 @@ func (c *Core) onHello(m api.NotifyAgentHello, from Peer) {
 
 // onWelcomeResponse is §5.4.
 func (c *Core) onWelcomeResponse(reqid string, res api.Result) {
-	c.info("rx ClusterAgent::API::agent_welcome_response " + reqid)
+	c.info("rx " + c.evName(api.KindAgentWelcomeResponse) + " " + reqid)
 	req := c.lookup(kindWelcome, reqid)
 	if req == nil {
 		return
@@ -371,7 +400,7 @@ func (c *Core) completeSetConfiguration(req *request) {
 
 // onTestTimeout is §5.11.
 func (c *Core) onTestTimeout(reqid string, withState bool) {
-	c.info(fmt.Sprintf("rx ClusterController::API::test_timeout_request %s %s", reqid, boolString(withState)))
+	c.info(fmt.Sprintf("rx %s %s %s", c.evName(api.KindTestTimeoutRequest), reqid, boolString(withState)))
 	if withState || c.defects.has(DefectStatelessTimeoutAnswered) {
 		c.create(kindTestTimeout, reqid).test = true
 	}
@@ -379,6 +408,10 @@ func (c *Core) onTestTimeout(reqid string, withState bool) {
 
 // onRequestExpired is the request_expired handler (§5.10).
 func (c *Core) onRequestExpired(req *request) {
+	if c.mgmt != nil {
+		c.onRequestExpiredMgmt(req)
+		return
+	}
 	if c.defects.has(DefectNoTimeoutResponse) {
 		if req.setConfig != nil && c.pending == req.id {
 			c.pending = ""
@@ -409,6 +442,10 @@ func (c *Core) peerLost(p Peer) {
 			names = append(names, name)
 			delete(c.speakers, name)
 		}
+	}
+	if c.mgmt != nil {
+		c.peerLostMgmt(p, names)
+		return
 	}
 	if c.cfg.Mode.Has(QuirkPeerLoss) {
 		if len(names) > 0 {

@@ -19,6 +19,18 @@ const (
 	kindTestTimeout
 	kindWelcome
 	kindChild
+
+	// The Management profile's requests: client requests, then the
+	// controller's requests to agents on their behalf.
+	kindStage
+	kindDeploy
+	kindGetNodes
+	kindGetIDValue
+	kindRestart
+	kindAgentDeploy
+	kindAgentGetNodes
+	kindAgentDispatch
+	kindAgentRestart
 )
 
 // kindTest is the kind of test_timeout requests.
@@ -30,6 +42,15 @@ var reqKindNames = [...]string{
 	kindTestTimeout:      "test_timeout",
 	kindWelcome:          "agent_welcome",
 	kindChild:            "agent_set_configuration",
+	kindStage:            "stage_configuration",
+	kindDeploy:           "deploy",
+	kindGetNodes:         "get_nodes",
+	kindGetIDValue:       "get_id_value",
+	kindRestart:          "restart",
+	kindAgentDeploy:      "agent_deploy",
+	kindAgentGetNodes:    "agent_get_nodes",
+	kindAgentDispatch:    "agent_node_dispatch",
+	kindAgentRestart:     "agent_restart",
 }
 
 func (k reqKind) String() string { return reqKindNames[k] }
@@ -54,12 +75,22 @@ type request struct {
 	kind      reqKind
 	parent    string
 	hasParent bool
+	// parentKey is the parent's table key (mgmt): in the fixed mode a
+	// client's fan-out request has a slot of its own, so its agents'
+	// answers find it even when another request reuses its reqid.
+	parentKey reqKey
 	results   []api.Result
 	finished  bool
 	created   time.Time
 
 	setConfig *setConfigState
 	test      bool
+
+	// The Management profile's request states (Zeek's deploy_state,
+	// get_nodes_state, node_dispatch_state, restart_state); at most one
+	// is set.
+	deploy *deployState
+	fanout *fanoutState
 
 	// target is the instance a welcome or child request was sent to. Zeek
 	// does not keep it; the fixed mode needs it for peer loss.

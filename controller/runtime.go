@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -23,8 +24,8 @@ type Options struct {
 	// ListenAddr is where the WebSocket server listens; default
 	// "127.0.0.1:0" (an ephemeral port, see Controller.URL).
 	ListenAddr string
-	// Profile is the API dialect; default api.CC42, the only one the
-	// reference controller speaks.
+	// Profile is the API dialect: api.CC42 (default; Zeek 4.2's
+	// ClusterController API) or api.Mgmt (Zeek 5.2+'s Management API).
 	Profile *api.Profile
 	// Name is the controller's node name in log records; default
 	// "controller-<hostname>", as Zeek's ClusterController::name.
@@ -56,6 +57,15 @@ type Options struct {
 	// Defects deliberately break the controller to test conformance
 	// suites against it (see Defect). Leave empty in any real use.
 	Defects []Defect
+	// Mgmt holds the Management profile's settings (port auto-assignment,
+	// the controller's Broker port, agent identity); zero is Zeek's
+	// default.
+	Mgmt MgmtConfig
+	// StateDir (mgmt only) keeps the staged, ready and deployed
+	// configurations in StateDir/StateFileName across restarts, as Zeek
+	// keeps them in its state directory, and the controller redeploys the
+	// deployed one when it starts. Empty: nothing is kept.
+	StateDir string
 }
 
 // Defaults of the runtime.
@@ -99,6 +109,13 @@ type Controller struct {
 	pushKey   configKey
 	pushValue broker.Value
 	pushValid bool
+	// The same for mgmt's deploy_request.
+	deployKey   configKey
+	deployValue broker.Value
+	deployValid bool
+
+	// statePath is where the mgmt configurations are kept ("": nowhere).
+	statePath string
 
 	lifeMu    sync.Mutex // guards stopAfter, set after Close may already run
 	stopAfter func() bool
@@ -137,6 +154,10 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 	if opts.NewID == nil {
 		opts.NewID = RandomID
 	}
+	statePath, err := prepareStateDir(&opts)
+	if err != nil {
+		return nil, err
+	}
 	core, err := NewCore(Config{
 		Profile:        opts.Profile,
 		Mode:           opts.Mode,
@@ -145,6 +166,7 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 		NewID:          opts.NewID,
 		Start:          time.Now(),
 		Defects:        opts.Defects,
+		Mgmt:           opts.Mgmt,
 	})
 	if err != nil {
 		return nil, err
@@ -168,6 +190,7 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 		agentsReady: make(chan api.NotifyAgentsReady, opts.ObserverBuffer),
 		logs:        make(chan LogRecord, opts.ObserverBuffer),
 		done:        make(chan struct{}),
+		statePath:   statePath,
 	}
 	c.hub.OnPeer(c.onPeer)
 	c.local = c.hub.Subscribe([]string{c.profile.ControllerTopic, c.profile.AgentTopicPrefix}, c.deliver)
@@ -259,10 +282,16 @@ func (c *Controller) decode(topic string, data broker.Value, from Peer) Input {
 }
 
 func (c *Controller) onPeer(ev broker.PeerEvent) {
+	peer := Peer{Kind: PeerHub, ID: uint64(ev.ID)}
 	if ev.Connected {
+		in := PeerConnected{Peer: peer}
+		if ap, err := netip.ParseAddrPort(ev.Remote); err == nil {
+			in.Addr = ap.Addr().Unmap()
+		}
+		c.enqueue(in)
 		return
 	}
-	c.enqueue(PeerLost{Peer: Peer{Kind: PeerHub, ID: uint64(ev.ID)}})
+	c.enqueue(PeerLost{Peer: peer})
 }
 
 // enqueue hands an input to the loop, waiting while the loop is behind
@@ -280,20 +309,23 @@ func (c *Controller) loop() {
 	defer c.loopWG.Done()
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	var in Input = Startup{}
 	for {
-		var in Input
-		select {
-		case <-c.ctx.Done():
-			timer.Stop()
-			return
-		case in = <-c.inputs:
-		case <-timer.C:
-			in = Tick{}
+		if in == nil {
+			select {
+			case <-c.ctx.Done():
+				timer.Stop()
+				return
+			case in = <-c.inputs:
+			case <-timer.C:
+				in = Tick{}
+			}
 		}
 		c.mu.Lock()
 		out := c.core.Step(time.Now(), in)
 		c.mu.Unlock()
 		c.apply(out)
+		in = nil
 		timer.Stop()
 		if !out.Wake.IsZero() {
 			timer.Reset(max(time.Until(out.Wake), 0))
@@ -324,6 +356,11 @@ func (c *Controller) apply(out Output) {
 	for _, d := range out.Dials {
 		c.startDialer(d)
 	}
+	if out.Configs != nil && c.statePath != "" {
+		if err := saveState(c.statePath, c.profile, *out.Configs); err != nil {
+			c.emitLog(LogRecord{Level: slog.LevelError, Msg: "cannot keep the configurations: " + err.Error()})
+		}
+	}
 }
 
 func (c *Controller) publish(o Outbound) {
@@ -345,6 +382,9 @@ func (c *Controller) publish(o Outbound) {
 // differs, so the configuration's Broker value is built once per batch:
 // with N agents that saves N-1 conversions of an O(N)-sized record.
 func (c *Controller) encode(m api.Message) (broker.Event, error) {
+	if d, ok := m.(api.AgentDeployRequest); ok {
+		return c.encodeDeploy(d)
+	}
 	push, ok := m.(api.AgentSetConfigurationRequest)
 	if !ok {
 		return c.profile.Encode(m)
@@ -352,10 +392,6 @@ func (c *Controller) encode(m api.Message) (broker.Event, error) {
 	key := configKeyOf(push.Config)
 	if key != c.pushKey || !c.pushValid {
 		v, err := c.profile.ConfigurationValue(push.Config)
-		if err == nil {
-			// Encode the JSON once too: every frame of the batch copies it.
-			v, err = broker.Preencoded(v)
-		}
 		if err != nil {
 			return broker.Event{}, fmt.Errorf("encode set_configuration_request arg 1 (config): %w", err)
 		}

@@ -14,6 +14,11 @@ type State struct {
 	Instances []api.Instance
 	// Known is g_instances_known, sorted.
 	Known []string
+	// KnownInstances (mgmt) are the known agents as get_instances lists
+	// them, sorted by name.
+	KnownInstances []api.Instance
+	// Configs (mgmt) are the staged, ready and deployed configurations.
+	Configs StoredConfigs
 	// Ready is g_instances_ready, sorted.
 	Ready []string
 	// Pending is g_config_reqid_pending ("" when none).
@@ -31,7 +36,10 @@ type State struct {
 type RequestInfo struct {
 	ID string
 	// Kind is what the request was created for: "set_configuration",
-	// "test_timeout", "agent_welcome" or "agent_set_configuration".
+	// "test_timeout", "agent_welcome" or "agent_set_configuration"
+	// (cc42); "stage_configuration", "deploy", "get_nodes",
+	// "get_id_value", "restart", "agent_deploy", "agent_get_nodes",
+	// "agent_node_dispatch" or "agent_restart" (mgmt).
 	Kind     string
 	Parent   string
 	Created  time.Time
@@ -58,6 +66,12 @@ func (c *Core) Snapshot() State {
 	for k, v := range c.speakers {
 		s.Speakers[k] = v
 	}
+	if c.mgmt != nil {
+		for _, name := range s.Known {
+			s.KnownInstances = append(s.KnownInstances, c.known[name])
+		}
+		s.Configs = c.mgmt.configs.clone()
+	}
 	for e := c.table.order.Front(); e != nil; e = e.Next() {
 		r := e.Value.(*request)
 		info := RequestInfo{
@@ -69,10 +83,17 @@ func (c *Core) Snapshot() State {
 			Finished: r.finished,
 			Results:  cloneResults(r.results),
 		}
-		if r.setConfig != nil {
-			for _, ch := range r.setConfig.children {
-				info.Children = append(info.Children, ch.id)
-			}
+		var children []*request
+		switch {
+		case r.setConfig != nil:
+			children = r.setConfig.children
+		case r.deploy != nil:
+			children = r.deploy.children
+		case r.fanout != nil:
+			children = r.fanout.children
+		}
+		for _, ch := range children {
+			info.Children = append(info.Children, ch.id)
 		}
 		s.Requests = append(s.Requests, info)
 	}
