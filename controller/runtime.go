@@ -392,6 +392,10 @@ func (c *Controller) encode(m api.Message) (broker.Event, error) {
 	key := configKeyOf(push.Config)
 	if key != c.pushKey || !c.pushValid {
 		v, err := c.profile.ConfigurationValue(push.Config)
+		if err == nil {
+			// Encode the JSON once too: every frame of the batch copies it.
+			v, err = broker.Preencoded(v)
+		}
 		if err != nil {
 			return broker.Event{}, fmt.Errorf("encode set_configuration_request arg 1 (config): %w", err)
 		}

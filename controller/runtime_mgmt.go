@@ -15,6 +15,10 @@ func (c *Controller) encodeDeploy(d api.AgentDeployRequest) (broker.Event, error
 	key := configKeyOf(d.Config)
 	if key != c.deployKey || !c.deployValid {
 		v, err := c.profile.ConfigurationValue(d.Config)
+		if err == nil {
+			// Encode the JSON once too: every frame of the batch copies it.
+			v, err = broker.Preencoded(v)
+		}
 		if err != nil {
 			return broker.Event{}, fmt.Errorf("encode deploy_request arg 1 (config): %w", err)
 		}
