@@ -11,6 +11,7 @@ import (
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
+	"github.com/zcc-harness/zcc/client"
 	"github.com/zcc-harness/zcc/controller"
 )
 
@@ -172,6 +173,163 @@ func TestControllerCommandServes(t *testing.T) {
 		}
 	}
 	t.Error("no \"controller stopped\" line")
+}
+
+func TestControllerMgmtOptions(t *testing.T) {
+	cases := []struct {
+		name       string
+		env        map[string]string
+		args       []string
+		addr       string
+		brokerPort string
+		stateDir   string
+		noBroker   bool
+		noMetrics  bool
+		ping       time.Duration
+		err        string
+	}{
+		{name: "defaults", addr: "127.0.0.1:2149", brokerPort: "2150/tcp", ping: 5 * time.Second},
+		{name: "zeek env, /tcp ports", env: map[string]string{
+			"ZEEK_CONTROLLER_WEBSOCKET_ADDR": "127.0.0.2", "ZEEK_CONTROLLER_WEBSOCKET_PORT": "2148/tcp",
+			"ZEEK_CONTROLLER_PORT": "2160/tcp", "ZEEK_MANAGEMENT_STATE_DIR": "/tmp/st",
+			// cc42's listen address does not apply to the WebSocket listener.
+			"ZEEK_CONTROLLER_ADDR": "10.0.0.1",
+		}, addr: "127.0.0.2:2148", brokerPort: "2160/tcp", stateDir: "/tmp/st", ping: 5 * time.Second},
+		{name: "bare numbers", env: map[string]string{"ZEEK_CONTROLLER_WEBSOCKET_PORT": "2148", "ZEEK_CONTROLLER_PORT": "2161"},
+			addr: "127.0.0.1:2148", brokerPort: "2161/tcp", ping: 5 * time.Second},
+		{name: "default listen address", env: map[string]string{"ZEEK_DEFAULT_LISTEN_ADDRESS": "::1"}, addr: "[::1]:2149", brokerPort: "2150/tcp", ping: 5 * time.Second},
+		{name: "flags", env: map[string]string{"ZEEK_MANAGEMENT_STATE_DIR": "/tmp/env"},
+			args: []string{"--port", "0", "--broker-port", "2170/tcp", "--state-dir", "/tmp/flag", "--auto-assign-broker-ports=false",
+				"--auto-assign-metrics-ports=false", "--ping-interval", "0"},
+			addr: "127.0.0.1:0", brokerPort: "2170/tcp", stateDir: "/tmp/flag", noBroker: true, noMetrics: true},
+		{name: "bad websocket port", env: map[string]string{"ZEEK_CONTROLLER_WEBSOCKET_PORT": "2149/udp"}, err: "ZEEK_CONTROLLER_WEBSOCKET_PORT: port \"2149/udp\""},
+		{name: "bad broker port", args: []string{"--broker-port", "x"}, err: "--broker-port: port \"x\""},
+		{name: "negative ping", args: []string{"--ping-interval", "-1s"}, err: "--ping-interval -1s: must not be negative"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd, settings := controllerCommand()
+			if err := cmd.Flags().Parse(append([]string{"--profile", "mgmt"}, tc.args...)); err != nil {
+				t.Fatal(err)
+			}
+			lookup := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
+			opts, err := controllerOptions(cmd, settings, lookup)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if opts.Profile != api.Mgmt || opts.ListenAddr != tc.addr || opts.Mgmt.BrokerPort.String() != tc.brokerPort ||
+				opts.StateDir != tc.stateDir || opts.Mgmt.NoBrokerPortAutoAssign != tc.noBroker ||
+				opts.Mgmt.NoMetricsPortAutoAssign != tc.noMetrics || opts.Hub.PingInterval != tc.ping {
+				t.Errorf("options %+v", opts)
+			}
+		})
+	}
+	// The Management-only flags are refused under cc42.
+	for _, flag := range []string{"--state-dir=/tmp/x", "--broker-port=2150", "--auto-assign-broker-ports=false"} {
+		cmd, settings := controllerCommand()
+		if err := cmd.Flags().Parse([]string{flag}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := controllerOptions(cmd, settings, func(string) (string, bool) { return "", false })
+		if err == nil || !strings.Contains(err.Error(), "only the mgmt profile has it") {
+			t.Errorf("%s under cc42: error %v", flag, err)
+		}
+	}
+}
+
+// TestControllerCommandMgmtStateDir runs `zcc controller --profile mgmt
+// --state-dir` twice: what the first run staged and deployed, the second
+// run still has.
+func TestControllerCommandMgmtStateDir(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("ZEEK_CONTROLLER_WEBSOCKET_ADDR", "127.0.0.1")
+	t.Setenv("ZEEK_CONTROLLER_WEBSOCKET_PORT", "0/tcp")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := api.Configuration{ID: "cfg-cli"}
+	for run := 0; run < 2; run++ {
+		url, stop := startControllerCommand(t, ctx, "--profile", "mgmt", "--state-dir", dir)
+		cl, err := client.Dial(ctx, url, client.Options{Profile: api.Mgmt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if run == 0 {
+			if rs, err := cl.StageConfiguration(ctx, cfg); err != nil || len(rs) != 1 || !rs[0].Success {
+				t.Fatalf("stage: %+v %v", rs, err)
+			}
+			// An empty configuration deploys at once.
+			if rs, err := cl.Deploy(ctx); err != nil || len(rs) != 1 || !rs[0].Success {
+				t.Fatalf("deploy: %+v %v", rs, err)
+			}
+		}
+		for _, deployed := range []bool{false, true} {
+			res, err := cl.GetConfiguration(ctx, deployed)
+			if err != nil || !res.Success {
+				t.Fatalf("run %d get_configuration(deployed=%v): %+v %v", run, deployed, res, err)
+			}
+			got, err := api.Mgmt.DecodeConfiguration(res.Data)
+			if err != nil || got.ID != "cfg-cli" {
+				t.Errorf("run %d get_configuration(deployed=%v) = %+v %v", run, deployed, got, err)
+			}
+		}
+		_ = cl.Close()
+		stop()
+	}
+}
+
+// startControllerCommand runs `zcc controller ARGS` in-process and returns
+// its URL (from the "controller is live" log line) and a stop function
+// that cancels it and waits for it to end.
+func startControllerCommand(t *testing.T, ctx context.Context, args ...string) (string, func()) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(ctx)
+	logR, logW := io.Pipe()
+	root := newRootCmd(io.Discard, logW)
+	root.SetArgs(append([]string{"controller", "--log-format", "json"}, args...))
+	done := make(chan error, 1)
+	go func() {
+		done <- root.ExecuteContext(runCtx)
+		_ = logW.Close()
+	}()
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(logR)
+		for sc.Scan() {
+			var rec map[string]any
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "controller is live" {
+				u, _ := rec["url"].(string)
+				urls <- u
+			}
+		}
+	}()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("zcc controller %v: %v", args, err)
+			}
+		case <-ctx.Done():
+			t.Fatalf("zcc controller %v did not stop", args)
+		}
+	}
+	select {
+	case u := <-urls:
+		return u, stop
+	case err := <-done:
+		cancel()
+		t.Fatalf("zcc controller %v ended before it was live: %v", args, err)
+	case <-ctx.Done():
+		cancel()
+		t.Fatalf("zcc controller %v: no ready line", args)
+	}
+	return "", nil
 }
 
 func TestControllerCommandRejectsBadSettings(t *testing.T) {
