@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"sort"
 	"strings"
 
 	"github.com/zcc-harness/zcc/api"
@@ -612,7 +613,7 @@ func (c *Core) filterNodes(req *request, nodes []string) ([]string, bool) {
 		}
 	}
 	var final []string
-	for _, n := range nodes {
+	for _, n := range sortedNames(nodes) {
 		if inConfig[n] {
 			final = append(final, n)
 			continue
@@ -817,6 +818,13 @@ func (c *Core) onRequestExpiredMgmt(req *request) {
 		c.info("tx " + c.evName(api.KindTestTimeoutResponse) + " " + req.id)
 		c.respond(c.p.ControllerTopic, api.TestTimeoutResponse{Reqid: req.id, Result: res})
 	}
+}
+
+// sortedNames returns a sorted copy: a set's order as Broker sends it.
+func sortedNames(ns []string) []string {
+	out := append([]string(nil), ns...)
+	sort.Strings(out)
+	return out
 }
 
 func resultsString(rs []api.Result) string {

@@ -169,7 +169,7 @@ var Quirks = []QuirkInfo{
 		Quirk: QuirkRedeployReadyInstances, ID: "quirk.redeploy-ready-instances",
 		Mgmt: &ProfileQuirk{
 			Description: "the controller redeploys DEPLOYED by itself (at start from --state-dir, or when agents are ready again with nothing pending) after another configuration was staged",
-			Zeek:        "the instances are reconciled against the staged READY configuration while DEPLOYED is sent: instances only in DEPLOYED get no deploy_request, instances only in READY are waited for",
+			Zeek:        "the instances are reconciled against the staged READY configuration while DEPLOYED is sent: agents only in DEPLOYED get a standby and no deploy_request, agents only in READY are added and welcomed",
 			Fixed:       "the instances are reconciled against the configuration being deployed",
 		},
 		In: []Mode{ModeZeek42},
