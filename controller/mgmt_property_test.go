@@ -59,8 +59,11 @@ type mgmtPropModel struct {
 	welcomesTo      map[string][]string
 	answeredWelcome map[string]bool
 	answeredIDs     map[string]bool // welcome ids cooperate answered
-	agentReqs       []mgmtAgentReq  // requests the controller sent to agents
-	answered        int             // agentReqs[:answered] were answered by cooperate
+	// spoke is the connection an agent's last good hello came on: losing
+	// it makes the agent unknown and not ready (Broker::peer_lost).
+	spoke     map[string]Peer
+	agentReqs []mgmtAgentReq // requests the controller sent to agents
+	answered  int            // agentReqs[:answered] were answered by cooperate
 
 	seq       int
 	clientIDs []string
@@ -81,6 +84,7 @@ func newMgmtProp(rt *rapid.T, mode Mode) *mgmtPropModel {
 		welcomesTo:      map[string][]string{},
 		answeredWelcome: map[string]bool{},
 		answeredIDs:     map[string]bool{},
+		spoke:           map[string]Peer{},
 		reqs:            map[api.EventKind]map[string]int{},
 		resps:           map[api.EventKind]map[string]int{},
 	}
@@ -158,14 +162,23 @@ func (m *mgmtPropModel) reqid(t *rapid.T) string {
 func (m *mgmtPropModel) hello(t *rapid.T) {
 	name := rapid.SampledFrom(mgmtPropNames).Draw(t, "name")
 	v := rapid.SampledFrom([]uint64{1, 1, 1, 1, 1, 2}).Draw(t, "version")
+	if v == 1 {
+		m.spoke[name] = m.peer[name]
+	} else {
+		delete(m.spoke, name)
+	}
 	m.step(Receive{Topic: mgmtAgentPrefix + name, From: m.peer[name],
 		Msg: api.NotifyAgentHello{Instance: name, ID: "b-" + name, Connecting: true, APIVersion: v}})
 }
 
 func (m *mgmtPropModel) peerLoss(t *rapid.T) {
 	name := rapid.SampledFrom(mgmtPropNames).Draw(t, "name")
-	m.step(PeerLost{Peer: m.peer[name]})
-	m.answeredWelcome[name] = false
+	lost := m.peer[name]
+	m.step(PeerLost{Peer: lost})
+	if m.spoke[name] == lost {
+		m.answeredWelcome[name] = false
+		delete(m.spoke, name)
+	}
 	m.connect(name)
 }
 
@@ -272,6 +285,7 @@ func (m *mgmtPropModel) agentAnswer(t *rapid.T) {
 // valid configuration is staged and deployed, and the agents cooperate.
 func (m *mgmtPropModel) bringUp(t *rapid.T) {
 	for _, name := range mgmtPropNames {
+		m.spoke[name] = m.peer[name]
 		m.step(Receive{Topic: mgmtAgentPrefix + name, From: m.peer[name],
 			Msg: api.NotifyAgentHello{Instance: name, ID: "b-" + name, Connecting: true, APIVersion: 1}})
 	}
