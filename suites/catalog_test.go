@@ -11,7 +11,7 @@ import (
 // step: every catalogued behaviour has a spec, and no spec names a
 // behaviour the catalogue does not have.
 func TestCatalogueCoverage(t *testing.T) {
-	for _, profile := range []string{"cc42"} {
+	for _, profile := range []string{"cc42", "mgmt"} {
 		cat, err := catalog.Load(profile)
 		if err != nil {
 			t.Fatal(err)

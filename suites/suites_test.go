@@ -43,7 +43,23 @@ var (
 		cfg.Target.Quirks = QuirksFixed
 		return cfg
 	})
+	// The Management profile (Zeek 5.2+) against the reference
+	// controller speaking it.
+	_ = RegisterNamed("mgmt", func() Config {
+		cfg := testConfig()
+		cfg.Profile = "mgmt"
+		return cfg
+	})
 )
+
+// knownDisagreements are specs (registration/text) that the reference
+// controller fails where the spec follows the protocol notes and the
+// controller does not; each is reported to the controller's owner, with
+// the evidence, and removed once fixed. A spec listed here that passes
+// fails the test, so the list cannot go stale.
+var knownDisagreements = map[string]string{
+	"mgmt/assigns Broker ports from 2200 in role order manager, logger, proxy across instances, keeping explicit ports": "the controller orders port-less nodes by instance before role; Zeek sorts by role (manager, logger, proxy), then instance, then name (controller/main.zeek config_assign_broker_ports; M §2.2 'in that role order, counting globally across instances')",
+}
 
 // testConfig is DefaultConfig with a longer controller timeout: `go test
 // -race ./...` runs packages side by side on a loaded machine, where a
@@ -77,18 +93,26 @@ func TestConformanceAndSelfTest(t *testing.T) {
 		return // under ginkgo -p only process 1 holds the aggregated reports
 	}
 
-	for _, name := range []string{"zeek42", "fixed"} {
+	for _, name := range []string{"zeek42", "fixed", "mgmt"} {
 		r, ok := LastReport(name)
 		if !ok {
 			t.Fatalf("no report for %s", name)
 		}
-		if r.Result != OutcomePass {
-			var bad []string
-			for _, s := range r.Specs {
-				if s.Outcome != OutcomePass {
-					bad = append(bad, fmt.Sprintf("%s: %s — %s", s.Outcome, s.Name, s.Reason))
-				}
+		var bad []string
+		for _, s := range r.Specs {
+			leaf := strings.TrimPrefix(s.Name, "[It] ")
+			why, known := knownDisagreements[name+"/"+leaf]
+			failed := s.Outcome == OutcomeFail || s.Outcome == OutcomeError
+			switch {
+			case failed && known:
+				t.Logf("%s: %s fails as reported: %s", name, leaf, why)
+			case failed:
+				bad = append(bad, fmt.Sprintf("%s: %s — %s", s.Outcome, s.Name, s.Reason))
+			case known && s.Outcome == OutcomePass:
+				t.Errorf("%s: %q passes now; drop it from knownDisagreements", name, leaf)
 			}
+		}
+		if len(bad) > 0 {
 			t.Errorf("the reference controller (%s) must pass every spec:\n  %s", name, strings.Join(bad, "\n  "))
 		}
 		if r.Counts[string(OutcomePass)] < 40 {

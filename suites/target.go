@@ -130,6 +130,9 @@ func NewTarget(cfg Config) (Target, error) {
 // spec, with the config's timings and quirk mode.
 type inprocTarget struct {
 	cfg Config
+	// mgmt overrides the reference controller's Management settings for
+	// specs that need another controller setup (auto-assignment off).
+	mgmt controller.MgmtConfig
 }
 
 func (t *inprocTarget) Name() string { return TargetInproc }
@@ -151,6 +154,7 @@ func (t *inprocTarget) Start(ctx context.Context, spec SpecInfo) (Controller, er
 	opts := controller.Options{
 		Name:           "controller-" + spec.Prefix,
 		Profile:        profile,
+		Mgmt:           t.mgmt,
 		Mode:           mode,
 		RequestTimeout: t.cfg.Timeouts.ControllerRequest,
 		SweepInterval:  t.cfg.Timeouts.ExpirySweep,
