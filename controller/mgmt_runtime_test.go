@@ -3,10 +3,14 @@ package controller
 import (
 	"context"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/zcc-harness/zcc/api"
+	"github.com/zcc-harness/zcc/broker"
 	"github.com/zcc-harness/zcc/client"
 	"github.com/zcc-harness/zcc/fakeagent"
 )
@@ -186,5 +190,185 @@ func TestMgmtRuntimeStageDeployGetNodesIDValueRestart(t *testing.T) {
 	}
 	if n := a1.Count(api.KindAgentDeployRequest) + a2.Count(api.KindAgentDeployRequest); n != 2 {
 		t.Errorf("%d deploy_requests reached the agents, want one each", n)
+	}
+}
+
+func TestMgmtRuntimeBadInputGetsErrorFrames(t *testing.T) {
+	ctx := testCtx(t)
+	c := startMgmtController(t, ctx, Options{})
+	cl := dialMgmtClient(t, ctx, c.URL())
+	frames := []string{
+		// wrong argument type: a count where get_instances wants a string
+		`{"type":"data-message","topic":"zeek/management/controller","@data-type":"vector","data":[{"@data-type":"count","data":1},{"@data-type":"count","data":1},{"@data-type":"vector","data":[{"@data-type":"string","data":"Management::Controller::API::get_instances_request"},{"@data-type":"vector","data":[{"@data-type":"count","data":1}]}]}]}`,
+		// an event Zeek does not declare
+		`{"type":"data-message","topic":"zeek/management/controller","@data-type":"vector","data":[{"@data-type":"count","data":1},{"@data-type":"count","data":1},{"@data-type":"vector","data":[{"@data-type":"string","data":"Management::Controller::API::test_noop_request"},{"@data-type":"vector","data":[{"@data-type":"string","data":"x"}]}]}]}`,
+		// a cc42 event under mgmt
+		`{"type":"data-message","topic":"zeek/management/controller","@data-type":"vector","data":[{"@data-type":"count","data":1},{"@data-type":"count","data":1},{"@data-type":"vector","data":[{"@data-type":"string","data":"ClusterController::API::get_instances_request"},{"@data-type":"vector","data":[{"@data-type":"string","data":"x"}]}]}]}`,
+		// not an event at all
+		`{"type":"data-message","topic":"zeek/management/controller","@data-type":"string","data":"hello"}`,
+	}
+	for _, f := range frames {
+		if err := cl.Conn().WriteRaw(ctx, []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case e := <-cl.Errors():
+			if e.Code != "deserialization_failed" || !strings.HasPrefix(e.Context, "failed to create Zeek event: ") {
+				t.Errorf("error frame %s %q for %s", e.Code, e.Context, f)
+			}
+		case <-ctx.Done():
+			t.Fatalf("no error frame for %s", f)
+		}
+	}
+	// The controller keeps serving.
+	if res, err := cl.GetInstances(ctx); err != nil || !res.Success {
+		t.Fatalf("get_instances after bad input: %+v %v", res, err)
+	}
+}
+
+func TestMgmtRuntimeDeployTimeoutKeepsPartialResults(t *testing.T) {
+	ctx := testCtx(t)
+	c := startMgmtController(t, ctx, Options{RequestTimeout: 300 * time.Millisecond, SweepInterval: 50 * time.Millisecond})
+	startMgmtAgent(t, ctx, c.URL(), "good", nil)
+	startMgmtAgent(t, ctx, c.URL(), "silent", func(o *fakeagent.Options) {
+		o.Behaviour = o.Behaviour.With("deploy_request", fakeagent.Do(fakeagent.ActionNever))
+	})
+	waitKnown(t, ctx, c, "good", "silent")
+	cl := dialMgmtClient(t, ctx, c.URL())
+	cfg := api.Configuration{ID: "c", Instances: []api.Instance{{Name: "good", Host: netip.IPv4Unspecified()}, {Name: "silent", Host: netip.IPv4Unspecified()}},
+		Nodes: []api.Node{mgmtNode("w1", "good", api.ClusterRoleWorker), mgmtNode("w2", "silent", api.ClusterRoleWorker)}}
+	if rs, err := cl.StageConfiguration(ctx, cfg); err != nil || !rs[0].Success {
+		t.Fatalf("stage %+v %v", rs, err)
+	}
+	rs, err := cl.Deploy(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 || rs[0].Instance != "good" || rs[0].Node.V != "w1" || !rs[0].Success ||
+		rs[1].Error != "request timed out" || rs[1].Success || rs[1].Instance != "" {
+		t.Fatalf("deploy with a silent agent: %+v", rs)
+	}
+	// The timeout ended the deployment: nothing is pending or deployed.
+	if s := c.Snapshot(); s.Pending != "" || s.Configs.Deployed != nil {
+		t.Errorf("after the timeout: pending %q deployed %v", s.Pending, s.Configs.Deployed)
+	}
+}
+
+// TestMgmtRuntimeStateDirRestart stages and deploys, stops the controller,
+// and starts a new one on the same state directory: it still has both
+// configurations and redeploys the deployed one to the agent when it comes
+// back, without any client asking.
+func TestMgmtRuntimeStateDirRestart(t *testing.T) {
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	cfg := api.Configuration{ID: "kept", Instances: []api.Instance{{Name: "instance-1", Host: netip.IPv4Unspecified()}},
+		Nodes: []api.Node{mgmtNode("manager", "instance-1", api.ClusterRoleManager)}}
+
+	c1 := startMgmtController(t, ctx, Options{StateDir: dir})
+	a1 := startMgmtAgent(t, ctx, c1.URL(), "instance-1", func(o *fakeagent.Options) { o.NoReconnect = true })
+	waitKnown(t, ctx, c1, "instance-1")
+	cl := dialMgmtClient(t, ctx, c1.URL())
+	if rs, err := cl.StageConfiguration(ctx, cfg); err != nil || !rs[0].Success {
+		t.Fatalf("stage %+v %v", rs, err)
+	}
+	if rs, err := cl.Deploy(ctx); err != nil || !rs[len(rs)-1].Success {
+		t.Fatalf("deploy %+v %v", rs, err)
+	}
+	_ = cl.Close()
+	a1.Stop()
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 1 || entries[0].Name() != StateFileName {
+		t.Fatalf("state directory holds %v (%v), want only %s", entries, err, StateFileName)
+	}
+
+	c2 := startMgmtController(t, ctx, Options{StateDir: dir})
+	s := c2.Snapshot()
+	if s.Configs.Staged == nil || !s.Configs.Staged.Equal(cfg) || s.Configs.Deployed == nil || s.Configs.Deployed.ID != "kept" ||
+		s.Configs.Ready == nil || s.Configs.Ready.Nodes[0].Port.String() != "2200/tcp" {
+		t.Fatalf("restored configurations %+v", s.Configs)
+	}
+	a2 := startMgmtAgent(t, ctx, c2.URL(), "instance-1", nil)
+	e, err := a2.WaitFor(ctx, func(e fakeagent.Entry) bool {
+		return e.Dir == fakeagent.In && e.Msg != nil && e.Msg.Kind() == api.KindAgentDeployRequest
+	})
+	if err != nil {
+		t.Fatalf("the restarted controller never redeployed: %v", err)
+	}
+	if d := e.Msg.(api.AgentDeployRequest); d.Config.ID != "kept" {
+		t.Errorf("redeployed %+v", d.Config)
+	}
+	cl2 := dialMgmtClient(t, ctx, c2.URL())
+	res, err := cl2.GetConfiguration(ctx, true)
+	if err != nil || !res.Success {
+		t.Fatalf("deployed configuration after the restart: %+v %v", res, err)
+	}
+}
+
+func TestMgmtRuntimeStateFileErrors(t *testing.T) {
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name, content, want string
+	}{
+		{"garbage", "{not json", "not a zcc state file"},
+		{"unknown field", `{"format":"zcc-controller-state","version":1,"profile":"mgmt","extra":1}`, "not a zcc state file"},
+		{"other version", `{"format":"zcc-controller-state","version":9,"profile":"mgmt"}`, "version 9"},
+		{"other profile", `{"format":"zcc-controller-state","version":1,"profile":"cc42"}`, `written for profile "cc42"`},
+		{"bad configuration", `{"format":"zcc-controller-state","version":1,"profile":"mgmt","staged":{"@data-type":"count","data":1}}`, "staged configuration"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, StateFileName)
+			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Start(ctx, Options{Profile: api.Mgmt, StateDir: dir})
+			if err == nil {
+				_ = c.Close()
+				t.Fatal("Start accepted a bad state file")
+			}
+			if !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want one naming %s and saying %q", err, path, tc.want)
+			}
+		})
+	}
+	if c, err := Start(ctx, Options{StateDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "needs the mgmt profile") {
+		if c != nil {
+			_ = c.Close()
+		}
+		t.Errorf("cc42 with a state directory: %v", err)
+	}
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Start(ctx, Options{Profile: api.Mgmt, StateDir: file}); err == nil || !strings.Contains(err.Error(), "state directory") {
+		if c != nil {
+			_ = c.Close()
+		}
+		t.Errorf("a file as state directory: %v", err)
+	}
+}
+
+func TestMgmtStateFileRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), StateFileName)
+	staged := api.Configuration{ID: "s", Instances: []api.Instance{{Name: "i", Host: netip.IPv4Unspecified()}},
+		Nodes: []api.Node{{Name: "w", Instance: "i", Role: api.ClusterRoleWorker, State: api.StateRunning,
+			Scripts: api.Some([]string{"a.zeek"}), Env: map[string]string{"K": "V"}, MetricsPort: api.Some(broker.TCPPort(9000))}}}
+	in := StoredConfigs{Staged: &staged}
+	if err := saveState(path, api.Mgmt, in); err != nil {
+		t.Fatal(err)
+	}
+	out, err := loadState(path, api.Mgmt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Staged == nil || !out.Staged.Equal(staged) || out.Ready != nil || out.Deployed != nil {
+		t.Errorf("round trip: %+v", out)
+	}
+	if missing, err := loadState(filepath.Join(t.TempDir(), StateFileName), api.Mgmt); missing != nil || err != nil {
+		t.Errorf("missing file: %v %v, want a fresh start", missing, err)
 	}
 }
