@@ -167,6 +167,11 @@ const (
 	DefaultSweepInterval  = 10 * time.Second
 )
 
+// DefaultMgmtSweepInterval is the sweep interval of Zeek 5.0+'s
+// controller, which redefines table_expire_interval to 2 s: requests time
+// out 10–12 s after they arrived.
+const DefaultMgmtSweepInterval = 2 * time.Second
+
 // Core is the controller's state machine (spec §5, §6): one input at a
 // time in, everything to do out. It does no I/O, reads no clock and starts
 // no goroutines; it is not safe for concurrent use.
@@ -238,6 +243,9 @@ func NewCore(cfg Config) (*Core, error) {
 	}
 	if cfg.SweepInterval == 0 {
 		cfg.SweepInterval = DefaultSweepInterval
+		if isMgmt {
+			cfg.SweepInterval = DefaultMgmtSweepInterval
+		}
 	}
 	if cfg.RequestTimeout < 0 {
 		return nil, fmt.Errorf("controller: request timeout %v is negative", cfg.RequestTimeout)

@@ -1029,3 +1029,19 @@ func TestMgmtCoreDefects(t *testing.T) {
 		})
 	}
 }
+
+func TestMgmtCoreDefaultTimings(t *testing.T) {
+	h := newMgmtHarness(t, ModeZeek42, func(c *Config) { c.RequestTimeout, c.SweepInterval = 0, 0 })
+	h.client(0, api.TestTimeoutRequest{Reqid: "T", WithState: true})
+	// Zeek 5.0+: timeout_interval 10 s, table_expire_interval 2 s.
+	if out := h.step(0, Tick{}); !out.Wake.Equal(t0.Add(10 * sec)) {
+		t.Errorf("wake %v, want t0+10s", offset(out.Wake))
+	}
+	if out := h.step(10*sec, Tick{}); len(all[api.TestTimeoutResponse](out)) != 1 {
+		t.Errorf("no timeout at 10 s: %s", describeAll(out.Publish))
+	}
+	h.client(11*sec, api.TestTimeoutRequest{Reqid: "T2", WithState: true})
+	if out := h.step(21*sec, Tick{}); len(out.Publish) != 0 || !out.Wake.Equal(t0.Add(22*sec)) {
+		t.Errorf("at 21 s: %s, wake %v (want the 22 s sweep)", describeAll(out.Publish), offset(out.Wake))
+	}
+}

@@ -35,8 +35,9 @@ type Options struct {
 	// RequestTimeout is how old a request must be to expire; default 10 s.
 	RequestTimeout time.Duration
 	// SweepInterval is how often expired requests are swept (Zeek's
-	// table_expire_interval); default 10 s. A request times out between
-	// RequestTimeout and RequestTimeout + SweepInterval after it arrived.
+	// table_expire_interval); default 10 s (cc42) or 2 s (mgmt). A request
+	// times out between RequestTimeout and RequestTimeout + SweepInterval
+	// after it arrived.
 	SweepInterval time.Duration
 	// ConnectRetry is the pause between attempts to reach a listening
 	// agent; default 1 s.

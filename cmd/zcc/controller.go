@@ -62,7 +62,7 @@ override them:
   ZEEK_CONTROLLER_NAME            node name in the log (default controller-<hostname>)
   ZEEK_DEFAULT_LISTEN_ADDRESS     listen address when none below is set (else 127.0.0.1)
   ZCC_REQUEST_TIMEOUT             request timeout, e.g. 10s (Zeek: 10 s)
-  ZCC_SWEEP_INTERVAL              expiry sweep interval, e.g. 10s (Zeek's table_expire_interval)
+  ZCC_SWEEP_INTERVAL              expiry sweep interval (Zeek's table_expire_interval: 10s for cc42, 2s for mgmt)
  cc42:
   ZEEK_CONTROLLER_ADDR            listen address
   ZEEK_CONTROLLER_PORT            listen port, "2150/tcp" as Zeek writes it or a bare number (default 2150)
@@ -88,7 +88,7 @@ quirk tables).`,
 	fl.StringVar(&s.addr, "addr", "", "listen address (env ZEEK_CONTROLLER_ADDR, ZEEK_DEFAULT_LISTEN_ADDRESS; default 127.0.0.1)")
 	fl.StringVar(&s.port, "port", "", `listen port, e.g. "2150/tcp" or "2150" (env ZEEK_CONTROLLER_PORT, mgmt: ZEEK_CONTROLLER_WEBSOCKET_PORT; default 2150, mgmt 2149)`)
 	fl.DurationVar(&s.requestTimeout, "request-timeout", 0, "request timeout (env ZCC_REQUEST_TIMEOUT; default 10s)")
-	fl.DurationVar(&s.sweepInterval, "sweep-interval", 0, "how often expired requests are swept (env ZCC_SWEEP_INTERVAL; default 10s)")
+	fl.DurationVar(&s.sweepInterval, "sweep-interval", 0, "how often expired requests are swept (env ZCC_SWEEP_INTERVAL; default 10s, mgmt 2s)")
 	fl.DurationVar(&s.connectRetry, "connect-retry", controller.DefaultConnectRetry, "retry interval for dialling listening agents")
 	fl.StringVar(&s.mode, "mode", "zeek42", "zeek42 (Zeek 4.2, quirks included) or fixed")
 	fl.StringVar(&s.logFormat, "log-format", "text", "log format: text or json")
