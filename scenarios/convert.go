@@ -12,6 +12,8 @@ func (r Rule) toFake(t Timing, mapName func(string) string) fakeagent.Rule {
 		Delay:       fakeagent.Duration(r.Delay.Resolve(t)),
 		Node:        r.Node,
 		Error:       r.Error,
+		Stdout:      r.Stdout,
+		Stderr:      r.Stderr,
 		Count:       r.Count,
 		Probability: r.Probability,
 	}

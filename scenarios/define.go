@@ -16,10 +16,11 @@ import (
 // library holds the scenario library: one directory per profile, each
 // scenario a YAML file, with the INI configurations they name beside them.
 //
-//go:embed cc42
+//go:embed cc42 mgmt
 var library embed.FS
 
-// LibraryFS returns the embedded library's files (cc42/<name>.yaml, …).
+// LibraryFS returns the embedded library's files (cc42/<name>.yaml,
+// mgmt/<name>.yaml, …).
 func LibraryFS() fs.FS { return library }
 
 // Library loads every scenario of the embedded library, sorted by name.
@@ -68,7 +69,7 @@ func (s *Scenario) waitsForTimeout() bool {
 		case st.ExpectResponse != nil:
 			ex = &st.ExpectResponse.ResponseExpect
 		}
-		if ex != nil && (ex.TimedOut || (ex.Error != nil && *ex.Error == "request timed out")) {
+		if ex != nil && ex.expectsTimeout() {
 			return true
 		}
 	}

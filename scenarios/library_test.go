@@ -9,13 +9,18 @@ import (
 	"github.com/zcc-harness/zcc/suites"
 )
 
-// The library runs against the reference controller in both quirk modes:
-// every scenario must pass in the mode it declares (and is skipped with
-// the reason in the other). Only scenario specs run here; the suite's own
+// The library runs against the reference controller in both quirk modes
+// (cc42: every scenario must pass in the mode it declares, and is skipped
+// with the reason in the other) and in the Management profile (mgmt). Only scenario specs run here; the suite's own
 // specs have their own test in package suites.
 var (
 	_ = suites.RegisterNamed("zeek42", func() suites.Config { return libraryConfig(suites.QuirksZeek42) })
 	_ = suites.RegisterNamed("fixed", func() suites.Config { return libraryConfig(suites.QuirksFixed) })
+	_ = suites.RegisterNamed("mgmt", func() suites.Config {
+		cfg := libraryConfig(suites.QuirksZeek42)
+		cfg.Profile = "mgmt"
+		return cfg
+	})
 )
 
 // libraryConfig is `make conform`'s configuration in a quirk mode; under

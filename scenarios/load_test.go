@@ -18,12 +18,10 @@ func TestLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatalf("library: %v", err)
 	}
-	var cc42 int
+	count := map[string]int{}
 	covered := map[string]bool{}
 	for _, s := range list {
-		if s.Profile == "cc42" {
-			cc42++
-		}
+		count[s.Profile]++
 		// One file, one scenario, named after it.
 		if want := path.Join("scenarios", s.Profile, s.Name+".yaml"); s.File() != want {
 			t.Errorf("scenario %s is in %s, want %s", s.Name, s.File(), want)
@@ -35,20 +33,22 @@ func TestLibrary(t *testing.T) {
 			covered[id] = true
 		}
 	}
-	if cc42 < 30 {
-		t.Errorf("the library has %d cc42 scenarios, want at least 30", cc42)
-	}
-	cat, err := catalog.Load("cc42")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, b := range cat {
-		if covered[b.ID] {
-			n++
+	for profile, least := range map[string]int{"cc42": 30, "mgmt": 8} {
+		if count[profile] < least {
+			t.Errorf("the library has %d %s scenarios, want at least %d", count[profile], profile, least)
 		}
+		cat, err := catalog.Load(profile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range cat {
+			if covered[b.ID] {
+				n++
+			}
+		}
+		t.Logf("%d %s scenarios cover %d of %d catalogued behaviours", count[profile], profile, n, len(cat))
 	}
-	t.Logf("%d cc42 scenarios cover %d of %d catalogued behaviours", cc42, n, len(cat))
 }
 
 func TestLoadReportsDuplicateNames(t *testing.T) {

@@ -43,6 +43,7 @@ type sentRequest struct {
 	at        time.Time
 	config    api.Configuration
 	instances []string // set_configuration: short instance names
+	deployed  bool     // get_configuration: of the deployed configuration
 }
 
 // Run executes the scenario as the body of a suite spec.
@@ -274,6 +275,20 @@ func (r *run) send(st *SendStep) {
 		msg = api.SetConfigurationRequest{Reqid: reqid, Config: req.config}
 	case "test_timeout":
 		msg = api.TestTimeoutRequest{Reqid: reqid, WithState: st.WithState}
+	case "stage_configuration":
+		req.config, req.instances = r.configuration(st)
+		msg = api.StageConfigurationRequest{Reqid: reqid, Config: req.config}
+	case "get_configuration":
+		req.deployed = st.Deployed
+		msg = api.GetConfigurationRequest{Reqid: reqid, Deployed: st.Deployed}
+	case "deploy":
+		msg = api.DeployRequest{Reqid: reqid}
+	case "get_nodes":
+		msg = api.GetNodesRequest{Reqid: reqid}
+	case "get_id_value":
+		msg = api.GetIDValueRequest{Reqid: reqid, ID: st.ID, Nodes: st.Nodes}
+	case "restart":
+		msg = api.RestartRequest{Reqid: reqid, Nodes: st.Nodes}
 	default:
 		r.failf("cannot send %q", st.Send)
 	}
@@ -348,10 +363,11 @@ func (r *run) configuration(st *SendStep) (api.Configuration, []string) {
 	}
 	if spec.Nodes == nil {
 		for i, name := range names {
-			cfg.Nodes = append(cfg.Nodes, api.Node{
-				Name: name + "-worker", Instance: r.e.Name(name),
-				Port: api.Some(broker.TCPPort(uint16(47000 + i))), Role: api.ClusterRoleWorker, State: api.StateRunning,
-			})
+			n := api.Node{Name: name + "-worker", Instance: r.e.Name(name), Role: api.ClusterRoleWorker, State: api.StateRunning}
+			if r.e.Profile == api.CC42 {
+				n.Port = api.Some(broker.TCPPort(uint16(47000 + i)))
+			}
+			cfg.Nodes = append(cfg.Nodes, n)
 		}
 		return cfg, names
 	}
@@ -388,15 +404,28 @@ func (r *run) configuration(st *SendStep) (api.Configuration, []string) {
 	return cfg, names
 }
 
-// resultsOf returns a response's Results and, for get_instances, its data.
+// resultsOf returns a response's Results and, for the responses with one
+// Result (get_instances, get_configuration), its data.
 func resultsOf(m api.Message) ([]api.Result, broker.Value) {
 	switch v := m.(type) {
 	case api.GetInstancesResponse:
+		return []api.Result{v.Result}, v.Result.Data
+	case api.GetConfigurationResponse:
 		return []api.Result{v.Result}, v.Result.Data
 	case api.SetConfigurationResponse:
 		return v.Results, broker.None()
 	case api.TestTimeoutResponse:
 		return []api.Result{v.Result}, broker.None()
+	case api.StageConfigurationResponse:
+		return v.Results, broker.None()
+	case api.DeployResponse:
+		return v.Results, broker.None()
+	case api.GetNodesResponse:
+		return v.Results, broker.None()
+	case api.GetIDValueResponse:
+		return v.Results, broker.None()
+	case api.RestartResponse:
+		return v.Results, broker.None()
 	}
 	return nil, broker.None()
 }
@@ -457,6 +486,11 @@ func (r *run) expand(text string, req *sentRequest, quote bool) string {
 			}
 		case "agent":
 			v = r.e.Name(arg)
+		case "config":
+			v = req.config.ID
+			if arg != req.label {
+				v = r.reqs[arg].config.ID
+			}
 		}
 		if quote {
 			return regexp.QuoteMeta(v)
@@ -506,7 +540,7 @@ func (r *run) checkResults(what string, req *sentRequest, results []api.Result, 
 		}
 	}
 	if ex.Results != nil {
-		r.matchResults(what, req, results, ex.Results)
+		r.matchResults(what, req, results, ex.Results, ex.InOrder)
 	}
 	if ex.FromAgents {
 		r.fromAgents(what, req, results)
@@ -514,6 +548,72 @@ func (r *run) checkResults(what string, req *sentRequest, results []api.Result, 
 	if ex.Instances != nil {
 		r.checkInstances(what, data, ex.Instances)
 	}
+	if ex.ConfigOf != "" || ex.Ports != nil {
+		r.checkConfiguration(what, req, data, ex)
+	}
+}
+
+// checkConfiguration checks a get_configuration Result's configuration:
+// the one a stage request sent (exactly when staged, by id, instance
+// names and nodes when deployed, since the controller fills in hosts and
+// ports) and the Broker ports of named nodes.
+func (r *run) checkConfiguration(what string, req *sentRequest, data broker.Value, ex *ResponseExpect) {
+	got, err := r.e.Profile.DecodeConfiguration(data)
+	if err != nil {
+		r.failf("the data of the %s is not a configuration: %v", what, err)
+	}
+	if ex.ConfigOf != "" {
+		want := r.reqs[ex.ConfigOf].config
+		if !req.deployed {
+			if !got.Equal(want) {
+				r.failf("the %s holds another configuration than %s sent, or not exactly as sent\ngot  %v\nwant %v", what, ex.ConfigOf, got, want)
+			}
+		} else if got.ID != want.ID || !sameStrings(instanceNames(got), instanceNames(want)) || !sameStrings(nodeNames(got), nodeNames(want)) {
+			r.failf("the %s is not the configuration %s sent (id, instances, nodes)\ngot  %v\nwant %v", what, ex.ConfigOf, got, want)
+		}
+	}
+	for name, port := range ex.Ports {
+		var node *api.Node
+		for i := range got.Nodes {
+			if got.Nodes[i].Name == name {
+				node = &got.Nodes[i]
+			}
+		}
+		if node == nil {
+			r.failf("the configuration in the %s has no node %q", what, name)
+		}
+		p, set := node.Port.Get()
+		switch {
+		case port == 0 && set:
+			r.failf("node %s in the %s has port %s, want none", name, what, p)
+		case port != 0 && (!set || p != broker.TCPPort(uint16(port))):
+			r.failf("node %s in the %s has port %s, want %d/tcp", name, what, node.Port, port)
+		}
+	}
+}
+
+func instanceNames(c api.Configuration) []string {
+	out := make([]string, len(c.Instances))
+	for i, in := range c.Instances {
+		out[i] = in.Name
+	}
+	return out
+}
+
+func nodeNames(c api.Configuration) []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Name
+	}
+	return out
+}
+
+// sameStrings compares as sets.
+func sameStrings(a, b []string) bool {
+	a, b = append([]string(nil), a...), append([]string(nil), b...)
+	sort.Strings(a)
+	sort.Strings(b)
+	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
 }
 
 func describeErrorExpect(exact *string, pattern string, success *bool) string {
@@ -531,7 +631,7 @@ func describeErrorExpect(exact *string, pattern string, success *bool) string {
 // matchResults finds a one-to-one assignment of Results to expected
 // entries (Kuhn's augmenting paths; entries may overlap, so greedy is not
 // enough).
-func (r *run) matchResults(what string, req *sentRequest, results []api.Result, want []ResultExpect) {
+func (r *run) matchResults(what string, req *sentRequest, results []api.Result, want []ResultExpect, inOrder bool) {
 	fits := func(x ResultExpect, res api.Result) bool {
 		if x.Instance != nil {
 			inst := ""
@@ -546,11 +646,27 @@ func (r *run) matchResults(what string, req *sentRequest, results []api.Result, 
 			return false
 		}
 		if x.Node != nil {
-			if n, ok := res.Node.Get(); !ok || n != *x.Node {
+			n, ok := res.Node.Get()
+			if *x.Node == "" && ok || *x.Node != "" && (!ok || n != *x.Node) {
+				return false
+			}
+		}
+		if x.Data != nil {
+			if d, ok := res.Data.AsString(); !ok || d != r.expand(*x.Data, req, false) {
 				return false
 			}
 		}
 		return r.errorOK(res.Error, x.Error, x.ErrorMatches, x.Success, req)
+	}
+	if inOrder {
+		ok := len(results) == len(want)
+		for i := 0; ok && i < len(want); i++ {
+			ok = fits(want[i], results[i])
+		}
+		if !ok {
+			r.failf("the Results of the %s do not match in order\ngot  %s\nwant (in this order) [\n  %s\n]", what, suites.ResultsString(results), r.describeResults(want, req))
+		}
+		return
 	}
 	owner := make([]int, len(results)) // result → entry index + 1
 	var try func(i int, seen []bool) bool
@@ -574,12 +690,16 @@ func (r *run) matchResults(what string, req *sentRequest, results []api.Result, 
 		}
 	}
 	if matched != len(want) || len(results) != len(want) {
-		var ws []string
-		for _, x := range want {
-			ws = append(ws, r.describeResult(x, req))
-		}
-		r.failf("the Results of the %s do not match\ngot  %s\nwant (in any order) [\n  %s\n]", what, suites.ResultsString(results), strings.Join(ws, ",\n  "))
+		r.failf("the Results of the %s do not match\ngot  %s\nwant (in any order) [\n  %s\n]", what, suites.ResultsString(results), r.describeResults(want, req))
 	}
+}
+
+func (r *run) describeResults(want []ResultExpect, req *sentRequest) string {
+	var ws []string
+	for _, x := range want {
+		ws = append(ws, r.describeResult(x, req))
+	}
+	return strings.Join(ws, ",\n  ")
 }
 
 func (r *run) describeResult(x ResultExpect, req *sentRequest) string {
@@ -602,8 +722,14 @@ func (r *run) describeResult(x ResultExpect, req *sentRequest) string {
 	case x.Success != nil && *x.Success:
 		parts = append(parts, `error=""`)
 	}
-	if x.Node != nil {
+	switch {
+	case x.Node != nil && *x.Node == "":
+		parts = append(parts, "node=nil")
+	case x.Node != nil:
 		parts = append(parts, fmt.Sprintf("node=%q", *x.Node))
+	}
+	if x.Data != nil {
+		parts = append(parts, fmt.Sprintf("data=%q", r.expand(*x.Data, req, false)))
 	}
 	return "Result(" + strings.Join(parts, ", ") + ")"
 }
@@ -801,9 +927,20 @@ func (r *run) agentEvent(ref string, ex *AgentEventExpect, dir fakeagent.Directi
 			}
 			if ex.ConfigOf != "" {
 				req := r.reqs[ex.ConfigOf]
-				push, ok := en.Msg.(api.AgentSetConfigurationRequest)
-				if ok && !en.Time.Before(req.at) && !push.Config.Equal(req.config) {
-					r.failf("agent %s received a configuration that is not the one %s sent\ngot  %v\nwant %v", a.Name(), ex.ConfigOf, push.Config, req.config)
+				if en.Time.Before(req.at) {
+					continue
+				}
+				switch push := en.Msg.(type) {
+				case api.AgentSetConfigurationRequest:
+					if !push.Config.Equal(req.config) {
+						r.failf("agent %s received a configuration that is not the one %s sent\ngot  %v\nwant %v", a.Name(), ex.ConfigOf, push.Config, req.config)
+					}
+				case api.AgentDeployRequest:
+					// The controller fills in hosts and ports: compare what it
+					// must keep.
+					if push.Config.ID != req.config.ID || !sameStrings(nodeNames(push.Config), nodeNames(req.config)) {
+						r.failf("agent %s was deployed another configuration than %s staged\ngot  %v\nwant %v", a.Name(), ex.ConfigOf, push.Config, req.config)
+					}
 				}
 			}
 		}

@@ -64,7 +64,7 @@ type Agent struct {
 	Late          bool                  `yaml:"late" doc:"Not started before the first step: a start step starts it."`
 	Connect       fakeagent.ConnectMode `yaml:"connect" doc:"dial (the agent connects to the controller, the default) or listen (the controller connects to the agent; configurations carry its port)."`
 	APIVersion    *uint64               `yaml:"api_version" doc:"api_version announced in the hello; default the profile's (1)."`
-	Hello         fakeagent.HelloPolicy `yaml:"hello" doc:"once per connection (default, like Zeek 4.2), repeat every hello_interval until welcomed, or none."`
+	Hello         fakeagent.HelloPolicy `yaml:"hello" doc:"once per connection (the cc42 default, like Zeek 4.2), repeat every hello_interval until welcomed (the mgmt default, as a WebSocket agent must with Zeek 5.2+), or none."`
 	HelloInterval Duration              `yaml:"hello_interval" doc:"Interval of hello: repeat; default 1s."`
 	Backoff       Backoff               `yaml:"backoff" doc:"Reconnect delays; default 20ms doubling to 500ms."`
 	NoReconnect   bool                  `yaml:"no_reconnect" doc:"Stop for good when the first connection ends instead of reconnecting."`
@@ -91,6 +91,8 @@ type Rule struct {
 	Delay       Duration         `yaml:"delay" doc:"Postpone whatever the action sends (or the close/reset)."`
 	Node        string           `yaml:"node" doc:"fail: the failing node; default the agent's first node in the configuration."`
 	Error       string           `yaml:"error" doc:"fail, fail_no_node: the error text."`
+	Stdout      string           `yaml:"stdout" doc:"fail (mgmt deploy_request): the failing node's standard output, sent as its NodeOutputs."`
+	Stderr      string           `yaml:"stderr" doc:"fail (mgmt deploy_request): the failing node's standard error, sent as its NodeOutputs."`
 	Instance    string           `yaml:"instance" doc:"other_instance: the instance the answer claims to come from (mapped like every instance name); default <agent>-other."`
 	Count       int              `yaml:"count" doc:"As a sequence step: how many messages this step handles (0, only on the last step: all remaining)."`
 	Sequence    []Rule           `yaml:"sequence" doc:"Steps taken one after the other, each for count messages; afterwards the agent replies normally."`
@@ -117,13 +119,16 @@ type Step struct {
 
 // SendStep sends a request to the controller.
 type SendStep struct {
-	Send       string          `yaml:"send" required:"true" enum:"requests" doc:"The request: get_instances, set_configuration or test_timeout (cc42)."`
+	Send       string          `yaml:"send" required:"true" enum:"requests" doc:"The request: get_instances and test_timeout (both profiles); set_configuration (cc42); stage_configuration, get_configuration, deploy, get_nodes, get_id_value and restart (mgmt)."`
 	As         string          `yaml:"as" doc:"Label later steps use to name this request; default the request's name (so a second request of the same kind needs one)."`
 	Client     string          `yaml:"client" doc:"Which client sends it (each name is its own connection); default main."`
 	ReqidOf    string          `yaml:"reqid_of" doc:"Reuse the reqid of this earlier request instead of a fresh one."`
-	Config     *ConfigSpec     `yaml:"config" doc:"set_configuration: the configuration, inline."`
-	ConfigFile string          `yaml:"config_file" doc:"set_configuration: a zeek-client INI file, relative to the scenario file."`
+	Config     *ConfigSpec     `yaml:"config" doc:"set_configuration, stage_configuration: the configuration, inline."`
+	ConfigFile string          `yaml:"config_file" doc:"set_configuration, stage_configuration: a zeek-client INI file, relative to the scenario file."`
 	WithState  bool            `yaml:"with_state" doc:"test_timeout: create request state (the controller then answers with a timeout)."`
+	Deployed   bool            `yaml:"deployed" doc:"get_configuration: ask for the deployed configuration instead of the staged one."`
+	ID         string          `yaml:"id" doc:"get_id_value: the script identifier whose value the nodes report, e.g. Cluster::node."`
+	Nodes      []string        `yaml:"nodes" doc:"get_id_value, restart: the cluster nodes to ask; default all of them."`
 	Expect     *ResponseExpect `yaml:"expect" doc:"Wait for the response and check it (the same as a following expect_response step)."`
 }
 
@@ -131,7 +136,7 @@ type SendStep struct {
 type ConfigSpec struct {
 	ID                    string        `yaml:"id" doc:"Configuration id; default a fresh one."`
 	Instances             []InstanceRef `yaml:"instances" required:"true" doc:"Instances: agent or group names, or {name, host, port} for an instance with explicit connectivity (or no agent at all)."`
-	Nodes                 []NodeSpec    `yaml:"nodes" doc:"Cluster nodes; default one worker per instance, named <instance>-worker, ports from 47000."`
+	Nodes                 []NodeSpec    `yaml:"nodes" doc:"Cluster nodes; default one worker per instance, named <instance>-worker (cc42: with ports from 47000; mgmt: without, as workers listen on none)."`
 	AllowUnknownInstances bool          `yaml:"allow_unknown_instances" doc:"Let nodes name instances the configuration does not list (to check that the controller does not validate)."`
 }
 
@@ -150,7 +155,7 @@ type NodeSpec struct {
 	Name        string            `yaml:"name" required:"true" doc:"Node name."`
 	Instance    string            `yaml:"instance" required:"true" doc:"Instance the node runs on."`
 	Role        string            `yaml:"role" enum:"roles" doc:"manager, logger, proxy, worker (default) or none."`
-	Port        int               `yaml:"port" doc:"Node port; required by cc42."`
+	Port        int               `yaml:"port" doc:"Node port; required by cc42, optional in mgmt (the controller assigns manager, logger and proxy ports from 2200)."`
 	State       string            `yaml:"state" enum:"states" doc:"running (default), stopped, failed, crashed or unknown."`
 	Interface   string            `yaml:"interface" doc:"Capture interface."`
 	CPUAffinity *int64            `yaml:"cpu_affinity" doc:"CPU to pin the node to."`
@@ -171,10 +176,13 @@ type ResponseExpect struct {
 	Error        *string        `yaml:"error" doc:"Every Result has exactly this error text. {reqid}, {reqid:<label>} and {agent:<name>} stand for the run's actual values."`
 	ErrorMatches string         `yaml:"error_matches" doc:"Every Result's error matches this regular expression (placeholders as in error)."`
 	Count        *int           `yaml:"count" doc:"Number of Results."`
-	Results      []ResultExpect `yaml:"results" doc:"The Results, in any order: each entry matches exactly one Result, and there are no others."`
+	Results      []ResultExpect `yaml:"results" doc:"The Results, in any order (unless in_order): each entry matches exactly one Result, and there are no others."`
+	InOrder      bool           `yaml:"in_order" doc:"results: the Results come in exactly the listed order (mgmt: stage errors sorted by text, the config id last in a deploy)."`
 	FromAgents   bool           `yaml:"from_agents" doc:"set_configuration: one Result per answer the configured agents gave, saying what they answered (success, or node <n> failed: <e>)."`
 	Instances    []InstanceRef  `yaml:"instances" doc:"get_instances: the instances in the Result's data, in any order."`
 	Responses    int            `yaml:"responses" doc:"Exactly this many responses with the request's reqid reach a watching client (watched for timeouts.quiet after the first)."`
+	ConfigOf     string         `yaml:"config_of" doc:"get_configuration: the Result's data is the configuration the stage_configuration request with this label sent: exactly as sent (staged), or with its id, instances and nodes (deployed)."`
+	Ports        map[string]int `yaml:"ports" doc:"get_configuration: the Broker port of each named node in the returned configuration; 0 means none."`
 }
 
 // ResultExpect describes one Result.
@@ -183,7 +191,8 @@ type ResultExpect struct {
 	Success      *bool   `yaml:"success" doc:"Its success."`
 	Error        *string `yaml:"error" doc:"Its exact error text (placeholders as in expect.error)."`
 	ErrorMatches string  `yaml:"error_matches" doc:"A regular expression its error text matches."`
-	Node         *string `yaml:"node" doc:"Its node field."`
+	Node         *string `yaml:"node" doc:"Its node field; \"\" means unset (a Result about an instance or of the controller's own)."`
+	Data         *string `yaml:"data" doc:"Its data is exactly this string: a config id (placeholder {config:<label>}), or a get_id_value answer such as '\"96\"' (JSON text)."`
 }
 
 // ExpectResponseStep waits for the response to an earlier request and
@@ -207,7 +216,7 @@ type AgentEventExpect struct {
 	Within   Duration `yaml:"within" doc:"How long to wait for them; default timeouts.response."`
 	For      Duration `yaml:"for" doc:"With count: how long to keep watching that no more arrive; default timeouts.quiet."`
 	Reqid    *string  `yaml:"reqid" doc:"Every one carries this reqid (\"\" for standby requests)."`
-	ConfigOf string   `yaml:"config_of" doc:"received set_configuration_request: every one carries the configuration sent by this request label."`
+	ConfigOf string   `yaml:"config_of" doc:"received set_configuration_request: every one carries the configuration sent by this request label; received deploy_request: every one carries the id and nodes of the configuration that stage_configuration request sent."`
 }
 
 // ExpectReceivedStep checks what an agent (or each agent of a group)

@@ -26,13 +26,29 @@ var (
 )
 
 // sendable maps the requests scenarios can send to their event kinds; a
-// profile offers those it supports. (mgmt's stage_configuration, deploy,
-// get_configuration, get_nodes… are added here when scenarios learn them.)
+// profile offers those it supports.
 var sendable = map[string]api.EventKind{
-	"get_instances":     api.KindGetInstancesRequest,
-	"set_configuration": api.KindSetConfigurationRequest,
-	"test_timeout":      api.KindTestTimeoutRequest,
+	"get_instances":       api.KindGetInstancesRequest,
+	"set_configuration":   api.KindSetConfigurationRequest,
+	"test_timeout":        api.KindTestTimeoutRequest,
+	"stage_configuration": api.KindStageConfigurationRequest,
+	"get_configuration":   api.KindGetConfigurationRequest,
+	"deploy":              api.KindDeployRequest,
+	"get_nodes":           api.KindGetNodesRequest,
+	"get_id_value":        api.KindGetIDValueRequest,
+	"restart":             api.KindRestartRequest,
 }
+
+// takesConfig are the requests that carry a configuration.
+var takesConfig = map[string]bool{"set_configuration": true, "stage_configuration": true}
+
+// immediate are the requests a controller answers at once, without
+// asking agents, so they never time out.
+var immediate = map[string]bool{"get_instances": true, "stage_configuration": true, "get_configuration": true}
+
+// waitsForAgents are the requests whose answer waits for agents, so the
+// controller's request timeout bounds them.
+var waitsForAgents = map[string]bool{"set_configuration": true, "deploy": true, "get_nodes": true, "get_id_value": true, "restart": true}
 
 // Events an agent receives and sends, by the kinds expect_received and
 // expect_sent accept (a profile supports a subset).
@@ -121,6 +137,12 @@ func (c *checker) at(p string) Pos {
 		}
 		p = p[:i]
 	}
+}
+
+// written reports whether the file has a key at path.
+func (c *checker) written(p string) bool {
+	_, ok := c.s.keyPos[p]
+	return ok
 }
 
 // atKey prefers the key's position (for problems with the key itself).
@@ -384,6 +406,9 @@ func (c *checker) behaviour(p string, b Behaviour) {
 			continue
 		}
 		full := p + "." + rel
+		if alt := strings.TrimSuffix(full, ".stdout") + ".stderr"; strings.HasSuffix(full, ".stdout") && !c.written(full) && c.written(alt) {
+			full = alt // the fake agent names both outputs by the first
+		}
 		pos := c.at(full)
 		if strings.Count(rel, ".") == 1 && strings.HasPrefix(rel, "on.") {
 			pos = c.atKey(full) // the event key itself is wrong
@@ -509,7 +534,7 @@ func (c *checker) waited(p string, d Duration) {
 // whose steps since sending it wait at least the controller's request
 // timeout: by the time the step looks, the controller has timed it out.
 func (c *checker) outlived(p string, req *requestInfo, ex *ResponseExpect) {
-	if req.request != "set_configuration" || ex.TimedOut || (ex.Error != nil && *ex.Error == "request timed out") {
+	if !waitsForAgents[req.request] || ex.expectsTimeout() {
 		return
 	}
 	ws := c.waits[req.label]
@@ -604,14 +629,14 @@ func (c *checker) send(p string, i int, st *SendStep) {
 		}
 	}
 	switch {
-	case st.Send == "set_configuration" && st.Config == nil && st.ConfigFile == "":
-		c.sink.addKeyed(c.at(p), p+".config", p, "set_configuration needs a config or a config_file")
+	case takesConfig[st.Send] && st.Config == nil && st.ConfigFile == "":
+		c.sink.addKeyed(c.at(p), p+".config", p, "%s needs a config or a config_file", st.Send)
 	case st.Config != nil && st.ConfigFile != "":
 		c.errf(p+".config_file", "give config or config_file, not both")
-	case st.Config != nil && st.Send != "set_configuration":
-		c.errf(p+".config", "only set_configuration takes a configuration")
-	case st.ConfigFile != "" && st.Send != "set_configuration":
-		c.errf(p+".config_file", "only set_configuration takes a configuration")
+	case st.Config != nil && !takesConfig[st.Send]:
+		c.errf(p+".config", "only %s a configuration", c.configRequests())
+	case st.ConfigFile != "" && !takesConfig[st.Send]:
+		c.errf(p+".config_file", "only %s a configuration", c.configRequests())
 	case st.Config != nil:
 		req.instances = c.config(p+".config", st.Config)
 	case st.ConfigFile != "":
@@ -620,12 +645,45 @@ func (c *checker) send(p string, i int, st *SendStep) {
 	if st.WithState && st.Send != "test_timeout" {
 		c.errf(p+".with_state", "only test_timeout takes with_state")
 	}
+	if st.Deployed && st.Send != "get_configuration" {
+		c.errf(p+".deployed", "only get_configuration takes deployed")
+	}
+	switch {
+	case st.Send == "get_id_value" && st.ID == "":
+		c.sink.addKeyed(c.at(p), p+".id", p, "get_id_value needs the id of a script identifier")
+	case st.ID != "" && st.Send != "get_id_value":
+		c.errf(p+".id", "only get_id_value takes an id")
+	}
+	if st.Nodes != nil && st.Send != "get_id_value" && st.Send != "restart" {
+		c.errf(p+".nodes", "only get_id_value and restart take nodes")
+	}
+	for j, n := range st.Nodes {
+		if n == "" {
+			c.errf(fmt.Sprintf("%s.nodes[%d]", p, j), "a node name must not be empty")
+		}
+	}
 	if _, dup := c.labels[label]; !dup {
 		c.labels[label] = req
 	}
 	if st.Expect != nil {
 		c.expect(p+".expect", req, st.Expect)
 	}
+}
+
+// configRequests names the requests of the scenario's profile that take a
+// configuration, for messages: "set_configuration takes".
+func (c *checker) configRequests() string {
+	var names []string
+	for n := range takesConfig {
+		if c.profile == nil || c.profile.Supports(sendable[n]) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	if len(names) == 1 {
+		return names[0] + " takes"
+	}
+	return strings.Join(names, " and ") + " take"
 }
 
 // config checks an inline configuration and returns its instance names.
@@ -772,8 +830,8 @@ func (c *checker) expect(p string, req *requestInfo, ex *ResponseExpect) {
 		}
 	}
 	if ex.TimedOut {
-		if req.request == "get_instances" {
-			c.errf(p+".timed_out", "get_instances is answered at once; it never times out")
+		if immediate[req.request] {
+			c.errf(p+".timed_out", "%s is answered at once; it never times out", req.request)
 		}
 		for _, k := range []struct {
 			key   string
@@ -787,7 +845,7 @@ func (c *checker) expect(p string, req *requestInfo, ex *ResponseExpect) {
 			}
 		}
 	}
-	if ex.TimedOut || (ex.Error != nil && *ex.Error == "request timed out") {
+	if ex.expectsTimeout() {
 		for _, ref := range c.refs {
 			w, latest := within.Resolve(ref.timing), ref.timing[TimingTimeoutLatest]
 			if w < latest {
@@ -826,6 +884,27 @@ func (c *checker) expect(p string, req *requestInfo, ex *ResponseExpect) {
 		}
 		if r.ErrorMatches != "" {
 			c.pattern(rp+".error_matches", r.ErrorMatches, req)
+		}
+		if r.Data != nil {
+			c.placeholders(rp+".data", *r.Data, req)
+		}
+	}
+	if ex.InOrder && ex.Results == nil {
+		c.errf(p+".in_order", "in_order says the results entries come in order: list them")
+	}
+	if ex.ConfigOf != "" {
+		if req.request != "get_configuration" {
+			c.errf(p+".config_of", "only get_configuration responses carry a configuration")
+		} else if src := c.label(p+".config_of", ex.ConfigOf); src != nil && src.request != "stage_configuration" {
+			c.errf(p+".config_of", "%q is a %s request, not stage_configuration", ex.ConfigOf, src.request)
+		}
+	}
+	if ex.Ports != nil && req.request != "get_configuration" {
+		c.errf(p+".ports", "only get_configuration responses carry a configuration")
+	}
+	for node, port := range ex.Ports {
+		if port < 0 || port > 65535 {
+			c.errf(p+".ports."+node, "%d is not a port (0 means none)", port)
 		}
 	}
 	if ex.FromAgents && req.request != "set_configuration" {
@@ -909,8 +988,19 @@ func (c *checker) placeholders(p, text string, req *requestInfo) {
 			if _, ok := c.agents[arg]; !ok {
 				c.sink.addKeyed(c.at(p), p+ph, p, "%s: no agent %q is declared", ph, arg)
 			}
+		case kind == "config":
+			src, ok := c.labels[arg]
+			if arg == req.label {
+				src, ok = req, true
+			}
+			switch {
+			case !ok:
+				c.sink.addKeyed(c.at(p), p+ph, p, "%s: no request labelled %q is sent before this step", ph, arg)
+			case !takesConfig[src.request]:
+				c.sink.addKeyed(c.at(p), p+ph, p, "%s: %q is a %s request, which sends no configuration", ph, arg, src.request)
+			}
 		default:
-			c.sink.addKeyed(c.at(p), p+ph, p, "unknown placeholder %s (want {reqid}, {reqid:<label>} or {agent:<name>})", ph)
+			c.sink.addKeyed(c.at(p), p+ph, p, "unknown placeholder %s (want {reqid}, {reqid:<label>}, {agent:<name>} or {config:<label>})", ph)
 		}
 	}
 }
@@ -948,10 +1038,11 @@ func (c *checker) agentEvent(p, kindKey, ref string, ex *AgentEventExpect, kinds
 	}
 	c.positive(p+".within", ex.Within)
 	if ex.ConfigOf != "" {
-		if kindKey != "expect_received" || ex.Event != "set_configuration_request" {
-			c.errf(p+".config_of", "only a received set_configuration_request carries a configuration")
-		} else if req := c.label(p+".config_of", ex.ConfigOf); req != nil && req.request != "set_configuration" {
-			c.errf(p+".config_of", "%q is a %s request, not set_configuration", ex.ConfigOf, req.request)
+		want := map[string]string{"set_configuration_request": "set_configuration", "deploy_request": "stage_configuration"}[ex.Event]
+		if kindKey != "expect_received" || want == "" {
+			c.errf(p+".config_of", "only a received set_configuration_request or deploy_request carries a configuration")
+		} else if req := c.label(p+".config_of", ex.ConfigOf); req != nil && req.request != want {
+			c.errf(p+".config_of", "%q is a %s request, not %s", ex.ConfigOf, req.request, want)
 		}
 	}
 	if ok && (ex.Count == nil || *ex.Count > 0) {
@@ -962,4 +1053,22 @@ func (c *checker) agentEvent(p, kindKey, ref string, ex *AgentEventExpect, kinds
 			}
 		}
 	}
+}
+
+// timedOutText is the error of the controller's timeout Result.
+const timedOutText = "request timed out"
+
+// expectsTimeout reports whether the expectation waits for the
+// controller's timeout: timed_out, every Result's error, or one listed
+// Result's error is the timeout text.
+func (ex *ResponseExpect) expectsTimeout() bool {
+	if ex.TimedOut || (ex.Error != nil && *ex.Error == timedOutText) {
+		return true
+	}
+	for _, r := range ex.Results {
+		if r.Error != nil && *r.Error == timedOutText && r.Instance != nil && *r.Instance == "" {
+			return true
+		}
+	}
+	return false
 }
