@@ -54,8 +54,14 @@ func (s *Scenario) Run(e *suites.Env) {
 	if !s.Timeouts.ControllerAtLeast.IsZero() {
 		e.EnsureControllerTimeout(s.Timeouts.ControllerAtLeast.Resolve(nil))
 	}
+	timing := TimingOf(e.Cfg.Timeouts)
+	if e.Cfg.Profile == api.Mgmt.Name {
+		// A Management controller's timeout may come later (0.6× to 1.5×
+		// of timeout + sweep on a real Zeek 8.1).
+		_, timing[TimingTimeoutLatest] = e.Cfg.Timeouts.MgmtTimeoutWindow()
+	}
 	r := &run{
-		s: s, e: e, timing: TimingOf(e.Cfg.Timeouts),
+		s: s, e: e, timing: timing,
 		agents: map[string]*fakeagent.Agent{}, behaviours: map[string]Behaviour{},
 		clients: map[string]*client.Client{}, reqs: map[string]*sentRequest{}, taken: map[string]int{},
 	}

@@ -163,6 +163,15 @@ func (t Timeouts) TimeoutWindow() (earliest, latest time.Duration) {
 	return t.ControllerRequest, t.ControllerRequest + t.ExpirySweep + t.Slack
 }
 
+// MgmtTimeoutWindow is TimeoutWindow for the Management profile: a real
+// Zeek 8.1 expired requests anywhere from 0.6× the request timeout to
+// 1.5× of timeout + sweep (real-zeek-8.1-observations.md §3), so the
+// window is [ControllerRequest/2, 1.5 × (ControllerRequest + ExpirySweep)
+// + Slack]. The reference controller keeps to the narrower TimeoutWindow.
+func (t Timeouts) MgmtTimeoutWindow() (earliest, latest time.Duration) {
+	return t.ControllerRequest / 2, (t.ControllerRequest+t.ExpirySweep)*3/2 + t.Slack
+}
+
 // LoadConfigFile reads a YAML config over base. Unknown keys are errors
 // that name the file, line and column.
 func LoadConfigFile(path string, base Config) (Config, error) {
@@ -392,6 +401,8 @@ func (c Config) Validate() error {
 	}
 	if _, latest := t.TimeoutWindow(); t.ResponseWait < latest {
 		problems = append(problems, fmt.Sprintf("timeouts.response_wait (%s) must be at least controller_request + expiry_sweep + slack (%s), or timeout specs cannot see the timeout", t.ResponseWait, latest))
+	} else if _, latest := t.MgmtTimeoutWindow(); c.Profile == "mgmt" && t.ResponseWait < latest {
+		problems = append(problems, fmt.Sprintf("timeouts.response_wait (%s) must be at least 1.5 × (controller_request + expiry_sweep) + slack (%s) for profile mgmt, whose timeouts may come that late", t.ResponseWait, latest))
 	}
 	sort.Strings(problems)
 	if len(problems) > 0 {

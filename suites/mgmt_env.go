@@ -362,12 +362,9 @@ func ExpectResultsInOrder(got []api.Result, want ...api.Result) {
 }
 
 // mgmtTimeoutWindow is when a controller-side timeout may arrive after
-// the request. A real Zeek 8.1 expired requests from 0.6× the timeout to
-// 1.5× of timeout + sweep (O §3), so the window is that wide; the
-// reference controller keeps to [timeout, timeout + sweep].
+// the request (Timeouts.MgmtTimeoutWindow: as wide as a real Zeek 8.1's).
 func (m *mgmtEnv) mgmtTimeoutWindow() (earliest, latest time.Duration) {
-	t := m.Cfg.Timeouts
-	return t.ControllerRequest / 2, (t.ControllerRequest+t.ExpirySweep)*3/2 + t.Slack
+	return m.Cfg.Timeouts.MgmtTimeoutWindow()
 }
 
 // expectTimedOutWithin checks when a timeout response came.
