@@ -205,6 +205,15 @@ func init() {
 			withPort(mgmtNode(m.Name("proxy"), i1, api.ClusterRoleProxy), 47002),
 			mgmtNode(m.Name("worker"), i1, api.ClusterRoleWorker)),
 			errAutoAssignOff(lgr+", "+mgr))
+		// Zeek 8.1 checks it with the other problems and sorts them all
+		// (O: stage-config--invalid-autoassign-disabled-multi).
+		i7, alpha := m.Name("i7"), m.Name("alpha")
+		m.expectRejected(m.plainConfig([]string{i1},
+			withPort(mgmtNode(mgr, i1, api.ClusterRoleManager), mgmtControllerPort),
+			mgmtNode(alpha, i7, api.ClusterRoleProxy)),
+			errAutoAssignOff(alpha),
+			errUndeclared(alpha, i7),
+			errControllerPort(mgr, mgmtControllerPort))
 	}, fresh())
 
 	// --- get_configuration (M §2.4) ---
