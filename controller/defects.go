@@ -12,6 +12,11 @@ import (
 // They are options of the real controller rather than copies of it, so
 // each broken variant differs from the correct one in exactly one place.
 // Never enable one outside a test of the harness.
+//
+// Under profile mgmt every defect applies to the matching Management rule
+// (deploy for the pending gate, deploy_request for configurations), except
+// success-not-anded and error-without-node: the Management controller
+// passes the agents' Results through instead of aggregating them.
 type Defect uint8
 
 // The defects. Each names the one rule it breaks.
