@@ -48,3 +48,31 @@ func TestParseErrorsNameTheLine(t *testing.T) {
 		t.Error("unknown profile loaded")
 	}
 }
+
+func TestMgmtCatalogue(t *testing.T) {
+	bs, err := Load("mgmt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) != 74 {
+		t.Fatalf("%d behaviours, want the 74 of behaviors-mgmt.md", len(bs))
+	}
+	var ext []string
+	for _, b := range bs {
+		if b.Quirk {
+			t.Errorf("%s: the mgmt profile has no quirk modes", b.ID)
+		}
+		if b.Ext {
+			ext = append(ext, b.ID)
+		}
+		if !strings.Contains(b.Section, "§") {
+			t.Errorf("%s: section %q names no spec section", b.ID, b.Section)
+		}
+	}
+	// The behaviours that need WebSocket agents to count as connected,
+	// which a real Zeek never does (spec §3).
+	want := "get-instances.known get-nodes.per-agent get-nodes.timeout restart.no-deployment restart.unknown-node restart.nodes restart.node-failure restart.timeout"
+	if got := strings.Join(ext, " "); got != want {
+		t.Errorf("ext behaviours:\n got %s\nwant %s", got, want)
+	}
+}
