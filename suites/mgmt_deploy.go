@@ -101,7 +101,7 @@ func init() {
 		Expect(staged.Equal(cfg)).To(BeTrue(), "deploying changed the staged configuration")
 	})
 
-	spec(profileMgmt, pairDeploy, []string{"get-config.ports-assigned"}, "assigns Broker ports from 2200 in role order manager, logger, proxy across instances, keeping explicit ports", func(e *Env) {
+	spec(profileMgmt, pairDeploy, []string{"get-config.ports-assigned"}, "assigns Broker ports from 2200 by instance, then role manager, logger, proxy, then name, counting across instances and skipping explicit ports", func(e *Env) {
 		m := mgmtOf(e)
 		a, b := m.agent("a"), m.agent("b")
 		m.WaitSaidHello(a, b)
@@ -113,13 +113,17 @@ func init() {
 			mgmtNode(bProxy, b.Name(), api.ClusterRoleProxy),
 			mgmtNode(aProxy, a.Name(), api.ClusterRoleProxy),
 			mgmtNode(lgr, a.Name(), api.ClusterRoleLogger),
-			withPort(mgmtNode(fixed, b.Name(), api.ClusterRoleLogger), 47010),
+			withPort(mgmtNode(fixed, b.Name(), api.ClusterRoleLogger), 2201), // taken: a's proxy skips it
 			mgmtNode(mgr, b.Name(), api.ClusterRoleManager),
 		}
 		m.deployed(cfg, a, b)
+		// Zeek 7+ sorts the port-less managers, loggers and proxies by
+		// instance, then role, then name (config_nodes_compare), count on
+		// across instances and skip ports already taken: a's logger and
+		// proxy, then b's manager and proxy.
 		want := map[string]string{
-			mgr: "2200/tcp", lgr: "2201/tcp", aProxy: "2202/tcp", bProxy: "2203/tcp",
-			fixed: "47010/tcp", wrk: "none",
+			lgr: "2200/tcp", aProxy: "2202/tcp", mgr: "2203/tcp", bProxy: "2204/tcp",
+			fixed: "2201/tcp", wrk: "none",
 		}
 		deployed := m.configIn(m.getConfig(m.Reqid("gc"), true))
 		for name, port := range want {
