@@ -136,6 +136,23 @@ func (m *mgmtEnv) agents(shorts ...string) []*fakeagent.Agent {
 	return out
 }
 
+// settle waits until the agents said hello and, on the in-process
+// reference controller (which counts WebSocket agents as connected), until
+// it lists them, so that a configuration staged next has their hosts
+// filled in deterministically: an instance staged while unknown and
+// deployed again once known looks like a connectivity change, which Zeek
+// answers by dropping it (quirk.connectivity-change of cc42, kept by
+// Zeek's Management controller). A real Zeek never knows WebSocket agents,
+// so elsewhere the hello is enough.
+func (m *mgmtEnv) settle(agents ...*fakeagent.Agent) {
+	GinkgoHelper()
+	if m.target.Name() == TargetInproc {
+		m.waitKnown(agents...)
+		return
+	}
+	m.WaitSaidHello(agents...)
+}
+
 // waitKnown waits until get_instances lists every agent: only then does a
 // request the controller handles after it see them as connected (their
 // hellos travel on other connections than the spec's requests).

@@ -41,16 +41,20 @@ func lastRestart(a *fakeagent.Agent) api.AgentRestartRequest {
 }
 
 // agentAnswer is the Result an agent sent in its get_nodes_response to
-// the request with areqid.
-func agentAnswer(a *fakeagent.Agent, areqid string) api.Result {
+// the request with areqid. An agent records what it sent after sending
+// it, so the controller may have answered the client first: wait.
+func (m *mgmtEnv) agentAnswer(a *fakeagent.Agent, areqid string) api.Result {
 	GinkgoHelper()
-	for _, en := range a.Sent(api.KindAgentGetNodesResponse) {
-		if r, ok := en.Msg.(api.AgentGetNodesResponse); ok && r.Reqid == areqid && en.Err == "" {
-			return r.Result
-		}
+	ctx, cancel := m.responseCtx()
+	defer cancel()
+	en, err := a.WaitFor(ctx, func(en fakeagent.Entry) bool {
+		r, ok := en.Msg.(api.AgentGetNodesResponse)
+		return ok && en.Dir == fakeagent.Out && en.Err == "" && r.Reqid == areqid
+	})
+	if err != nil {
+		Fail("agent " + a.Name() + " never answered get_nodes_request " + areqid)
 	}
-	Fail("agent " + a.Name() + " never answered get_nodes_request " + areqid)
-	return api.Result{}
+	return en.Msg.(api.AgentGetNodesResponse).Result
 }
 
 // twoAgentCluster deploys agent a with nodes <a>-w1 and <a>-w2 and agent b
@@ -118,7 +122,7 @@ func init() {
 		for _, ag := range []*fakeagent.Agent{a, b} {
 			areqid := lastReceived[api.AgentGetNodesRequest](ag, api.KindAgentGetNodesRequest).Reqid
 			Expect(areqid).NotTo(Equal(reqid), "agents get their own request ids")
-			want = append(want, agentAnswer(ag, areqid))
+			want = append(want, m.agentAnswer(ag, areqid))
 		}
 		ExpectResults(res, want...)
 		for _, r := range res {
@@ -138,7 +142,7 @@ func init() {
 		m.expectTimedOutWithin(time.Since(start))
 		Expect(b.Count(api.KindAgentGetNodesRequest)).To(BeNumerically(">=", 1), "the silent agent was never asked")
 		areqid := lastReceived[api.AgentGetNodesRequest](a, api.KindAgentGetNodesRequest).Reqid
-		ExpectResultsInOrder(res, agentAnswer(a, areqid), ctrlFailure(reqid, errTimedOut))
+		ExpectResultsInOrder(res, m.agentAnswer(a, areqid), ctrlFailure(reqid, errTimedOut))
 	}, labels("timeout", "fault:agent-silent"))
 
 	// --- get_id_value (M §2.4) ---
@@ -156,7 +160,7 @@ func init() {
 	spec(profileMgmt, pairGetIDValue, []string{"get-id-value.dispatch", "get-id-value.values"}, "dispatches get_id_value to the agents and answers one value per node", func(e *Env) {
 		m := mgmtOf(e)
 		a, b := m.agent("a"), m.agent("b")
-		m.WaitSaidHello(a, b)
+		m.settle(a, b)
 		aw1, aw2, bw := m.twoAgentCluster(a, b)
 		reqid := m.Reqid("gv")
 		res := m.getIDValue(reqid, clusterNodeID)
@@ -175,7 +179,7 @@ func init() {
 	spec(profileMgmt, pairGetIDValue, []string{"get-id-value.subset"}, "asks and answers only the named nodes", func(e *Env) {
 		m := mgmtOf(e)
 		a, b := m.agent("a"), m.agent("b")
-		m.WaitSaidHello(a, b)
+		m.settle(a, b)
 		aw1, _, bw := m.twoAgentCluster(a, b)
 		reqid := m.Reqid("gv")
 		res := m.getIDValue(reqid, clusterNodeID, aw1, bw)
@@ -192,7 +196,7 @@ func init() {
 	spec(profileMgmt, pairGetIDValue, []string{"get-id-value.unknown-node", "get-id-value.mixed"}, "answers unknown nodes with unknown cluster node, next to the values of known ones", func(e *Env) {
 		m := mgmtOf(e)
 		a, b := m.agent("a"), m.agent("b")
-		m.WaitSaidHello(a, b)
+		m.settle(a, b)
 		aw1, _, _ := m.twoAgentCluster(a, b)
 		x, y := m.Name("nosuch"), m.Name("gone")
 		r1 := m.Reqid("gv")
@@ -205,7 +209,7 @@ func init() {
 	spec(profileMgmt, pairGetIDValue, []string{"get-id-value.node-error"}, "passes a node's unknown id failure through", func(e *Env) {
 		m := mgmtOf(e)
 		a := m.agent("a")
-		m.WaitSaidHello(a)
+		m.settle(a)
 		cfg := m.mgmtConfig(a)
 		m.deployed(cfg, a)
 		reqid := m.Reqid("gv")
@@ -216,7 +220,7 @@ func init() {
 	spec(profileMgmt, pairGetIDValue, []string{"get-id-value.timeout"}, "appends a timeout to the values when one agent never answers", func(e *Env) {
 		m := mgmtOf(e)
 		a, b := m.agent("a"), m.agent("b", on(evAgentDispatch, silent))
-		m.WaitSaidHello(a, b)
+		m.settle(a, b)
 		aw1, aw2, _ := m.twoAgentCluster(a, b)
 		reqid := m.Reqid("gv")
 		start := time.Now()
