@@ -1,22 +1,18 @@
 package suites
 
 import (
-	"fmt"
 	"net/netip"
-	"sync"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
 	"github.com/zcc-harness/zcc/api"
-	"github.com/zcc-harness/zcc/client"
 	"github.com/zcc-harness/zcc/fakeagent"
 )
 
 func init() {
 	const cc42 = "cc42"
-	const pairTT, pairGI, pairSC = "test_timeout", "get_instances", "set_configuration"
+	const pairTT, pairSC = "test_timeout", "set_configuration"
 
 	// --- test_timeout (§5.11) ---
 
@@ -44,66 +40,6 @@ func init() {
 	}, labels("timeout"))
 
 	// --- concurrency (§5.13) ---
-
-	spec(cc42, pairGI, []string{"concurrency.reqid-isolation"}, "lets two clients find their own responses by reqid", func(e *Env) {
-		c1, c2 := e.NewClient(), e.NewClient()
-		w := e.Watch()
-		r1, r2 := e.Reqid("one"), e.Reqid("two")
-		var wg sync.WaitGroup
-		results := make([]api.Result, 2)
-		errs := make([]error, 2)
-		for i, c := range []struct {
-			r  string
-			cl *client.Client
-		}{{r1, c1}, {r2, c2}} {
-			wg.Add(1)
-			go func() {
-				defer GinkgoRecover()
-				defer wg.Done()
-				ctx, cancel := e.responseCtx()
-				defer cancel()
-				results[i], errs[i] = c.cl.GetInstances(ctx, withReqid(c.r))
-			}()
-		}
-		wg.Wait()
-		Expect(errs[0]).NotTo(HaveOccurred())
-		Expect(errs[1]).NotTo(HaveOccurred())
-		Expect(results[0].Reqid).To(Equal(r1))
-		Expect(results[1].Reqid).To(Equal(r2))
-		for _, r := range []string{r1, r2} {
-			ctx, cancel := e.responseCtx()
-			_, err := w.WaitMatching(ctx, api.KindGetInstancesResponse, r, 1)
-			cancel()
-			Expect(err).NotTo(HaveOccurred(), "responses reach every client on the controller topic; %s missing", r)
-		}
-	})
-
-	spec(cc42, pairGI, []string{"concurrency.many-requests"}, "answers 50 concurrent get_instances", func(e *Env) {
-		clients := []*client.Client{e.NewClient(), e.NewClient(), e.NewClient()}
-		const n = 50
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := 0; i < n; i++ {
-			wg.Add(1)
-			go func() {
-				defer GinkgoRecover()
-				defer wg.Done()
-				ctx, cancel := e.responseCtx()
-				defer cancel()
-				reqid := e.Reqid(fmt.Sprintf("m%02d-", i))
-				res, err := clients[i%len(clients)].GetInstances(ctx, withReqid(reqid))
-				if err == nil && res.Reqid != reqid {
-					err = fmt.Errorf("request %s answered with reqid %s", reqid, res.Reqid)
-				}
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			Expect(err).NotTo(HaveOccurred())
-		}
-	}, labels("load"))
 
 	// --- quirks of Zeek 4.2 (§12.2): the expectation follows the declared mode ---
 

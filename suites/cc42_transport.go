@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -13,7 +12,6 @@ import (
 	. "github.com/onsi/ginkgo/v2" //nolint:revive
 	. "github.com/onsi/gomega"    //nolint:revive
 
-	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
 )
 
@@ -106,73 +104,6 @@ func (e *Env) expectServing() {
 func init() {
 	const cc42 = "cc42"
 
-	spec(cc42, "transport", []string{"transport.ack"}, "answers the handshake with an ack carrying endpoint and version", func(e *Env) {
-		rc, _, err := e.dialRaw(wirePath)
-		if err != nil {
-			infraError("dial", err)
-		}
-		Expect(rc.WriteMessage(websocket.TextMessage, []byte(`["`+cc42ControllerTopic+`"]`))).To(Succeed())
-		m, raw, err := rc.readJSON(e.Cfg.Timeouts.ResponseWait)
-		Expect(err).NotTo(HaveOccurred(), "first frame after the handshake (%s)", raw)
-		Expect(m).To(HaveKeyWithValue("type", "ack"), "the first frame must be the ack: %s", raw)
-		Expect(m["endpoint"]).To(BeAssignableToTypeOf(""), "ack endpoint must be a string: %s", raw)
-		Expect(m["version"]).To(BeAssignableToTypeOf(""), "ack version must be a string: %s", raw)
-		Expect(m["endpoint"]).NotTo(BeEmpty())
-		Expect(m["version"]).NotTo(BeEmpty())
-	})
-
-	spec(cc42, "transport", []string{"transport.no-echo"}, "never sends a client its own published frames", func(e *Env) {
-		w := e.Watch()
-		reqid := e.Reqid("echo")
-		ctx, cancel := e.responseCtx()
-		defer cancel()
-		Expect(w.client.Publish(ctx, api.GetInstancesRequest{Reqid: reqid})).To(Succeed())
-		_, err := w.WaitMatching(ctx, api.KindGetInstancesResponse, reqid, 1)
-		Expect(err).NotTo(HaveOccurred(), "no get_instances_response for %s", reqid)
-		// Frames are delivered in order; give stragglers the consistency window.
-		wctx, wcancel := e.within(e.Cfg.Timeouts.Consistency)
-		defer wcancel()
-		_, _ = w.WaitMatching(wctx, api.KindGetInstancesRequest, reqid, 1)
-		Expect(w.Matching(api.KindGetInstancesRequest, reqid)).To(BeEmpty(), "the client received its own request back")
-	})
-
-	spec(cc42, "transport", []string{"transport.prefix-routing", "transport.response-topic"}, "routes frames by topic prefix to every other subscriber and answers on the controller topic", func(e *Env) {
-		broad := e.rawSubscriber([]string{"zeek/cluster-control"})
-		exact := e.rawSubscriber([]string{cc42ControllerTopic})
-		other := e.rawSubscriber([]string{cc42AgentTopicPrefix + "/" + e.Name("nobody")})
-		reqid := e.Reqid("route")
-		ctx, cancel := e.responseCtx()
-		defer cancel()
-		_, err := e.Client().GetInstances(ctx, withReqid(reqid))
-		Expect(err).NotTo(HaveOccurred())
-		for _, s := range []*rawSubscriber{broad, exact} {
-			req := s.waitEvent(e, cc42GetInstancesRequest, reqid)
-			Expect(req.Topic).To(Equal(cc42ControllerTopic), "another client's request reaches subscriber %v", s.topics)
-			resp := s.waitEvent(e, "ClusterController::API::get_instances_response", reqid)
-			Expect(resp.Topic).To(Equal(cc42ControllerTopic), "responses are published on %s", cc42ControllerTopic)
-		}
-		other.expectNothing(e)
-	})
-
-	spec(cc42, "transport", []string{"transport.bad-handshake"}, "rejects a bad handshake with deserialization_failed, and a new connection works", func(e *Env) {
-		for _, c := range []struct{ first, ctx string }{
-			{`{"foo":1}`, ctxNotAnArray},
-			{`[1]`, ctxSubscriptionNotString},
-		} {
-			rc, _, err := e.dialRaw(wirePath)
-			if err != nil {
-				infraError("dial", err)
-			}
-			Expect(rc.WriteMessage(websocket.TextMessage, []byte(c.first))).To(Succeed())
-			m, raw, err := rc.readJSON(e.Cfg.Timeouts.ResponseWait)
-			Expect(err).NotTo(HaveOccurred(), "no error frame after the handshake %s", c.first)
-			Expect(m).To(HaveKeyWithValue("type", "error"), "after handshake %s: %s", c.first, raw)
-			Expect(m).To(HaveKeyWithValue("code", codeDeserializationFailed), "after handshake %s: %s", c.first, raw)
-			Expect(m["context"]).To(HavePrefix(c.ctx), "after handshake %s: %s", c.first, raw)
-		}
-		e.expectServing()
-	})
-
 	spec(cc42, "transport", []string{"transport.malformed-frame"}, "answers invalid JSON with an error frame and keeps serving that client and others", func(e *Env) {
 		c := e.NewClient()
 		ctx, cancel := e.responseCtx()
@@ -234,23 +165,6 @@ func init() {
 		e.expectServing()
 	})
 
-	spec(cc42, "transport", []string{"transport.wrong-path"}, "refuses a WebSocket on another path with a message naming /v1/messages/json", func(e *Env) {
-		rc, resp, err := e.dialRaw("/wrong/path")
-		if err != nil {
-			// Refused at the HTTP level (Broker <= 8.0 style): the body names the path.
-			Expect(resp).NotTo(BeNil(), "dial failed without an HTTP response: %v", err)
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			Expect(resp.StatusCode).To(BeNumerically(">=", 400))
-			Expect(string(body)).To(ContainSubstring(wirePath))
-			return
-		}
-		// Accepted, then an error frame and a close (Zeek >= 8.1 style).
-		_ = rc.WriteMessage(websocket.TextMessage, []byte(`[]`))
-		m, raw, err := rc.readJSON(e.Cfg.Timeouts.ResponseWait)
-		Expect(err).NotTo(HaveOccurred(), "upgrade on a wrong path accepted, but no error frame followed")
-		Expect(m).To(HaveKeyWithValue("type", "error"), raw)
-		Expect(m["context"]).To(ContainSubstring(wirePath), raw)
-	})
 }
 
 // rawSubscriber is a broker connection with arbitrary subscriptions.
