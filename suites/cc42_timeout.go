@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	. "github.com/onsi/gomega"    //nolint:revive
+	. "github.com/onsi/gomega" //nolint:revive
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/fakeagent"
