@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/netip"
+	"reflect"
 )
 
 // EventKind identifies an event independently of the profile that names
@@ -78,6 +79,22 @@ func ReqidOf(m Message) (string, bool) {
 		return r.reqid(), true
 	}
 	return "", false
+}
+
+// WithReqid returns a copy of m carrying reqid as its first argument, and
+// false (with m unchanged) for events without a reqid.
+func WithReqid(m Message, reqid string) (Message, bool) {
+	if _, ok := ReqidOf(m); !ok {
+		return m, false
+	}
+	v := reflect.ValueOf(m)
+	if v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	c.FieldByName("Reqid").SetString(reqid)
+	return c.Interface().(Message), true
 }
 
 // --- Controller API -------------------------------------------------------

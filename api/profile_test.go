@@ -42,3 +42,17 @@ func TestReqidOf(t *testing.T) {
 		t.Error("notify_agent_hello has no reqid")
 	}
 }
+
+func TestWithReqid(t *testing.T) {
+	m, ok := api.WithReqid(api.SetConfigurationResponse{Reqid: "a", Results: []api.Result{{Reqid: "a"}}}, "b")
+	r, _ := m.(api.SetConfigurationResponse)
+	if !ok || r.Reqid != "b" || r.Results[0].Reqid != "a" {
+		t.Fatalf("WithReqid = %+v, %v: want only the event's reqid replaced", m, ok)
+	}
+	if m, ok := api.WithReqid(&api.DeployRequest{Reqid: "x"}, "y"); !ok || m.(api.DeployRequest).Reqid != "y" {
+		t.Fatalf("pointer message: %+v, %v", m, ok)
+	}
+	if _, ok := api.WithReqid(api.NotifyAgentHello{Instance: "a"}, "z"); ok {
+		t.Fatal("a hello has no reqid")
+	}
+}

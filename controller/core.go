@@ -473,34 +473,8 @@ func (c *Core) respond(topic string, m api.Message) {
 // withWrongReqid is DefectWrongReqidEcho: the response event names
 // another reqid than the request's.
 func withWrongReqid(m api.Message) api.Message {
-	switch r := m.(type) {
-	case api.GetInstancesResponse:
-		r.Reqid += "-x"
-		return r
-	case api.SetConfigurationResponse:
-		r.Reqid += "-x"
-		return r
-	case api.TestTimeoutResponse:
-		r.Reqid += "-x"
-		return r
-	case api.StageConfigurationResponse:
-		r.Reqid += "-x"
-		return r
-	case api.GetConfigurationResponse:
-		r.Reqid += "-x"
-		return r
-	case api.DeployResponse:
-		r.Reqid += "-x"
-		return r
-	case api.GetNodesResponse:
-		r.Reqid += "-x"
-		return r
-	case api.GetIDValueResponse:
-		r.Reqid += "-x"
-		return r
-	case api.RestartResponse:
-		r.Reqid += "-x"
-		return r
+	if r, ok := api.ReqidOf(m); ok {
+		m, _ = api.WithReqid(m, r+"-x")
 	}
 	return m
 }
