@@ -148,6 +148,27 @@ func Preencoded(v Value) (Value, error) {
 	return v, nil
 }
 
+// sizeHint estimates the length of v's JSON encoding so that a frame
+// buffer can be allocated once: exact for a Preencoded container, a
+// guess elsewhere. It looks depth levels into containers that carry no
+// cached encoding (an event wraps its arguments three levels deep).
+func (v Value) sizeHint(depth int) int {
+	if v.kind < KindSet {
+		return 32 + len(v.str)
+	}
+	if v.str != "" {
+		return len(v.str)
+	}
+	if depth == 0 {
+		return 64
+	}
+	n := 32
+	for _, e := range v.elems {
+		n += e.sizeHint(depth - 1)
+	}
+	return n
+}
+
 // appendReal writes f with a decimal point always present ("1.0", "3.25").
 func appendReal(dst []byte, f float64) []byte {
 	start := len(dst)

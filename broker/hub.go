@@ -3,7 +3,6 @@ package broker
 import (
 	"crypto/rand"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -191,7 +190,7 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	log := opts.Logger
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = slog.New(slog.DiscardHandler)
 	}
 	h := &Hub{
 		opts:    opts,
@@ -249,13 +248,39 @@ func (h *Hub) route(from PeerID, topic string, data Value) error {
 	if len(matches) == 0 {
 		return nil
 	}
-	raw, err := DataFrame(topic, data).AppendJSON(make([]byte, 0, 256))
+	size := len(topic) + data.sizeHint(4) + 64
+	clients := 0
+	for _, s := range matches {
+		if s.client != nil {
+			clients++
+		}
+	}
+	if clients == len(matches) {
+		// Only clients' writers see the frame, and each releases it after
+		// writing it: the buffer can be reused.
+		f := newSharedFrame(size, clients)
+		raw, err := DataFrame(topic, data).AppendJSON(f.b)
+		if err != nil {
+			f.refs.Store(1)
+			f.release()
+			return fmt.Errorf("encode data message for %q: %w", topic, err)
+		}
+		f.b = raw
+		for _, s := range matches {
+			if s.client.enqueue(outFrame{b: raw, shared: f}) {
+				h.stats.delivered.Add(1)
+			}
+		}
+		return nil
+	}
+	// Local handlers may keep Delivery.Raw: this frame is never reused.
+	raw, err := DataFrame(topic, data).AppendJSON(make([]byte, 0, size))
 	if err != nil {
 		return fmt.Errorf("encode data message for %q: %w", topic, err)
 	}
 	for _, s := range matches {
 		if s.client != nil {
-			if s.client.enqueue(raw) {
+			if s.client.enqueue(outFrame{b: raw}) {
 				h.stats.delivered.Add(1)
 			}
 			continue

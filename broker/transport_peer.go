@@ -206,18 +206,21 @@ func (c *hubClient) closing() bool {
 }
 
 // enqueue queues a data frame for the writer without ever blocking. When
-// the queue is full the Hub's overflow policy applies.
-func (c *hubClient) enqueue(b []byte) bool {
+// the queue is full the Hub's overflow policy applies. A frame that is
+// not queued has its hold released.
+func (c *hubClient) enqueue(f outFrame) bool {
 	if c.closing() {
+		f.release()
 		return false
 	}
 	stats := &c.hub.stats
 	policy := c.hub.opts.Overflow
-	ok, dropped := c.out.push(b, policy != Disconnect)
+	ok, dropped := c.out.push(f, policy != Disconnect)
 	if dropped && stats.dropped.Add(1) == 1 {
 		c.log.Warn("outbound queue full; dropping oldest frames", "queue", c.hub.opts.QueueSize)
 	}
 	if !ok {
+		f.release()
 		if c.shutdown(websocket.ClosePolicyViolation, "outbound queue overflow", "outbound queue overflow", false) {
 			stats.overflowDisconnects.Add(1)
 			c.log.Warn("outbound queue full; disconnecting client", "queue", c.hub.opts.QueueSize)
@@ -233,7 +236,7 @@ func (c *hubClient) sendFrame(f Frame) bool {
 		c.log.Error("encode frame", "frame", f.String(), "err", err)
 		return false
 	}
-	return c.enqueue(b)
+	return c.enqueue(outFrame{b: b})
 }
 
 // replyError answers a bad frame; it is queued like data so that it stays
@@ -471,8 +474,13 @@ func (c *hubClient) writeLoop() {
 		case <-ready:
 			// One frame per turn, so that pings and stop are not held up
 			// by a long queue; pop renews the token for the rest.
-			b, ok, _ := c.out.pop()
-			if ok && !c.write(b, time.Time{}) {
+			f, ok, _ := c.out.pop()
+			if !ok {
+				continue
+			}
+			written := c.write(f.b, time.Time{})
+			f.release() // gorilla keeps nothing of a written message
+			if !written {
 				return
 			}
 		case <-tick:
@@ -583,11 +591,13 @@ func (c *hubClient) flush(by time.Time) bool {
 		return c.flushTimedOut()
 	}
 	for {
-		b, ok, _ := c.out.pop()
+		f, ok, _ := c.out.pop()
 		if !ok {
 			return true
 		}
-		if !c.write(b, by) {
+		written := c.write(f.b, by)
+		f.release()
+		if !written {
 			if !time.Now().Before(by) {
 				return c.flushTimedOut()
 			}

@@ -23,7 +23,7 @@ func TestFrameQueueMatchesModel(t *testing.T) {
 				b := []byte(strconv.Itoa(seq))
 				seq++
 				dropOldest := rapid.Bool().Draw(t, fmt.Sprintf("dropOldest%d", step))
-				ok, dropped := q.push(b, dropOldest)
+				ok, dropped := q.push(outFrame{b: b}, dropOldest)
 				full := len(model) == limit
 				switch {
 				case full && !dropOldest:
@@ -42,7 +42,8 @@ func TestFrameQueueMatchesModel(t *testing.T) {
 					model = append(model, b)
 				}
 			} else {
-				b, ok, more := q.pop()
+				f, ok, more := q.pop()
+				b := f.b
 				if ok != (len(model) > 0) {
 					t.Fatalf("pop: ok %v with %d queued", ok, len(model))
 				}
@@ -66,11 +67,11 @@ func TestFrameQueueMatchesModel(t *testing.T) {
 		// Draining gives the rest in order.
 		var rest [][]byte
 		for {
-			b, ok, _ := q.pop()
+			f, ok, _ := q.pop()
 			if !ok {
 				break
 			}
-			rest = append(rest, b)
+			rest = append(rest, f.b)
 		}
 		if !slices.EqualFunc(rest, model, func(a, b []byte) bool { return string(a) == string(b) }) {
 			t.Fatalf("drained %q, want %q", rest, model)

@@ -19,8 +19,11 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain checks that no test of the package leaves a goroutine behind.
+// TestMain checks that no test of the package leaves a goroutine behind,
+// and poisons released frame buffers so that a frame written after its
+// buffer went back to the pool arrives as garbage.
 func TestMain(m *testing.M) {
+	poisonReleasedFrames = true
 	goleak.VerifyTestMain(m)
 }
 
@@ -993,5 +996,95 @@ func TestNextHonoursContextAndMessagesChannel(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("nothing on Messages()")
+	}
+}
+
+// TestSharedFrameBuffersAreNotReusedEarly routes many different large
+// messages to several clients, one of which never reads and so has its
+// oldest frames dropped, and checks that every other client gets every
+// payload intact: a pooled frame buffer reused before the last writer is
+// done with it would show up as a corrupted or repeated payload.
+func TestSharedFrameBuffersAreNotReusedEarly(t *testing.T) {
+	ctx := testCtx(t)
+	h, srv, peers := startHub(t, HubOptions{QueueSize: 4, Overflow: DropOldest})
+	slow := rawDial(ctx, t, srv.URL(), 4096)
+	defer slow.NetConn().Close()
+	rawWrite(ctx, t, slow, websocket.TextMessage, EncodeHandshake([]string{"bulk"}))
+	peers.connected(ctx, t, slow.LocalAddr())
+	readers := []*Conn{dial(ctx, t, srv, "bulk"), dial(ctx, t, srv, "bulk"), dial(ctx, t, srv, "bu")}
+	pub := h.Subscribe(nil, func(Delivery) {})
+	defer pub.Close()
+	payload := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 16<<10+i%1000) }
+	// At least 300 messages, and on until the silent client's socket
+	// buffers are full and its queue has dropped some.
+	const maxMessages = 5000
+	for i := 0; i < 300 || h.Stats().Dropped < 10; i++ {
+		if i == maxMessages {
+			t.Fatalf("the silent client dropped nothing after %d messages: the test did not exercise released drops", i)
+		}
+		if err := pub.PublishEvent("bulk", NewEvent("bulk", Count(uint64(i)), String(payload(i)))); err != nil {
+			t.Fatal(err)
+		}
+		// In step, so that the readers' small queues never overflow.
+		for r, c := range readers {
+			ev := expectEvent(ctx, t, c, "bulk", "bulk")
+			n, _ := ev.Args[0].AsCount()
+			s, _ := ev.Args[1].AsString()
+			if n != uint64(i) || s != payload(i) {
+				t.Fatalf("reader %d, message %d: got count %d and a %d-byte payload, want %d and %d bytes of %q",
+					r, i, n, len(s), i, len(payload(i)), payload(i)[0])
+			}
+		}
+	}
+}
+
+// TestSharedFrameBuffersUnderConcurrentWriters publishes without waiting,
+// so that routing the next message (which takes a pooled buffer) overlaps
+// with writers still sending earlier ones, and checks every payload.
+func TestSharedFrameBuffersUnderConcurrentWriters(t *testing.T) {
+	ctx := testCtx(t)
+	h, srv, _ := startHub(t, HubOptions{QueueSize: 1024})
+	readers := []*Conn{dial(ctx, t, srv, "bulk"), dial(ctx, t, srv, "bulk"), dial(ctx, t, srv, "bu")}
+	payload := func(i int) string { return strings.Repeat(string(rune('a'+i%26)), 16<<10+i) }
+	const messages = 400
+	errs := make(chan error, len(readers))
+	for r, c := range readers {
+		go func() {
+			for i := 0; i < messages; i++ {
+				m, err := c.Next(ctx)
+				if err == nil {
+					err = m.Err
+				}
+				if err != nil {
+					errs <- fmt.Errorf("reader %d, message %d: %w", r, i, err)
+					return
+				}
+				ev, err := m.Event()
+				if err != nil {
+					errs <- fmt.Errorf("reader %d, message %d: %w", r, i, err)
+					return
+				}
+				n, _ := ev.Args[0].AsCount()
+				s, _ := ev.Args[1].AsString()
+				if n != uint64(i) || s != payload(i) {
+					errs <- fmt.Errorf("reader %d, message %d: got count %d and a %d-byte payload, want %d and %d bytes of %q",
+						r, i, n, len(s), i, len(payload(i)), payload(i)[0])
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	pub := h.Subscribe(nil, func(Delivery) {})
+	defer pub.Close()
+	for i := 0; i < messages; i++ {
+		if err := pub.PublishEvent("bulk", NewEvent("bulk", Count(uint64(i)), String(payload(i)))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range readers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }

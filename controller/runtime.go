@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -147,7 +146,7 @@ func Start(ctx context.Context, opts Options) (*Controller, error) {
 		return nil, fmt.Errorf("controller: connect retry %v is negative", opts.ConnectRetry)
 	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.ObserverBuffer <= 0 {
 		opts.ObserverBuffer = DefaultObserverBuffer
