@@ -3,14 +3,11 @@ package controller
 import (
 	"context"
 	"fmt"
-	"io"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 
 	"github.com/zcc-harness/zcc/api"
 	"github.com/zcc-harness/zcc/broker"
@@ -124,7 +121,7 @@ func benchMgmtDeploy(b *testing.B, agents int) {
 	}()
 	cfg := mgmtBenchConfig(agents)
 	for _, in := range cfg.Instances {
-		stop, err := startLeanMgmtAgent(ctx, c.URL(), in.Name, &wg)
+		stop, err := leanMgmtAgent(in.Name).start(ctx, c.URL(), &wg)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -188,85 +185,22 @@ func benchMgmtDeploy(b *testing.B, agents int) {
 	lat.report(b, time.Millisecond, "ms")
 }
 
-// startLeanMgmtAgent runs a Management agent on a bare WebSocket: one
-// hello, then welcome and deploy answers built from the reqid found by a
-// string search in the frame's first bytes, never keeping or decoding the
-// configuration.
-func startLeanMgmtAgent(ctx context.Context, url, name string, wg *sync.WaitGroup) (stop func(), err error) {
-	ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
-	if err != nil {
-		return nil, err
+// leanMgmtAgent answers welcomes and deploy requests with success, its
+// deploy Result naming one worker.
+func leanMgmtAgent(name string) leanAgent {
+	return leanAgent{
+		profile: api.Mgmt, topic: mgmtAgentPrefix + name,
+		hello: api.NotifyAgentHello{Instance: name, ID: name, Connecting: true, APIVersion: 1},
+		replies: map[string]func(string) api.Message{
+			"Management::Agent::API::agent_welcome_request": func(reqid string) api.Message {
+				return api.AgentWelcomeResponse{Reqid: reqid, Result: api.Result{Reqid: reqid, Instance: name, Success: true}}
+			},
+			"Management::Agent::API::deploy_request": func(reqid string) api.Message {
+				res := api.Result{Reqid: reqid, Instance: name, Success: true, Node: api.Some("worker-" + name)}
+				return api.AgentDeployResponse{Reqid: reqid, Results: []api.Result{res}}
+			},
+		},
 	}
-	topic := mgmtAgentPrefix + name
-	ws.SetReadLimit(64 << 20)
-	if err := ws.WriteMessage(websocket.TextMessage, broker.EncodeHandshake([]string{topic})); err != nil {
-		return nil, err
-	}
-	if _, _, err := ws.ReadMessage(); err != nil { // the ack
-		return nil, err
-	}
-	frame := func(m api.Message) ([]byte, error) {
-		ev, err := api.Mgmt.Encode(m)
-		if err != nil {
-			return nil, err
-		}
-		return broker.EventFrame(topic, ev).Encode()
-	}
-	hello, err := frame(api.NotifyAgentHello{Instance: name, ID: name, Connecting: true, APIVersion: 1})
-	if err != nil {
-		return nil, err
-	}
-	if err := ws.WriteMessage(websocket.TextMessage, hello); err != nil {
-		return nil, err
-	}
-	const reqidPrefix = `{"@data-type":"vector","data":[{"@data-type":"string","data":"`
-	const welcome, deploy = `"Management::Agent::API::agent_welcome_request"`, `"Management::Agent::API::deploy_request"`
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		head := make([]byte, 512)
-		for {
-			_, r, err := ws.NextReader()
-			if err != nil {
-				return
-			}
-			// The event name and reqid come first; the rest (the
-			// configuration) is read past without being kept.
-			n, _ := io.ReadFull(r, head)
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return
-			}
-			text := string(head[:n])
-			evName := welcome
-			if !strings.Contains(text, welcome) {
-				if !strings.Contains(text, deploy) {
-					continue
-				}
-				evName = deploy
-			}
-			after := text[strings.Index(text, evName)+len(evName):]
-			i := strings.Index(after, reqidPrefix)
-			if i < 0 {
-				continue
-			}
-			rest := after[i+len(reqidPrefix):]
-			reqid := rest[:strings.IndexByte(rest, '"')]
-			res := api.Result{Reqid: reqid, Instance: name, Success: true}
-			var reply api.Message = api.AgentWelcomeResponse{Reqid: reqid, Result: res}
-			if evName == deploy {
-				res.Node = api.Some("worker-" + name)
-				reply = api.AgentDeployResponse{Reqid: reqid, Results: []api.Result{res}}
-			}
-			out, err := frame(reply)
-			if err != nil {
-				return
-			}
-			if err := ws.WriteMessage(websocket.TextMessage, out); err != nil {
-				return
-			}
-		}
-	}()
-	return func() { _ = ws.Close() }, nil
 }
 
 // BenchmarkMgmtStageValidation measures stage_configuration of a
