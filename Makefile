@@ -19,6 +19,8 @@ build:
 ## engine (classic builder; no registry is contacted)
 image: build
 	DOCKER_BUILDKIT=0 docker build --tag $(IMAGE):$(IMAGE_TAG) --tag $(IMAGE):latest .
+	@# Earlier builds whose tags moved to this one are left untagged: remove them.
+	docker image prune --force --filter label=dev.zcc-harness.image=controller
 
 ## conform: the full conformance suite against the embedded reference controller
 conform: build

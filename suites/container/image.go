@@ -32,6 +32,8 @@ const Dockerfile = `# zcc's reference controller as a container image. It needs 
 # what testcontainers-go drives.
 FROM scratch
 COPY bin/zcc /zcc
+# Lets ` + "`make image`" + ` remove earlier builds once their tags have moved on.
+LABEL dev.zcc-harness.image="controller"
 # Zeek's variables configure the controller as they configure Zeek's: it
 # listens on every interface of the container, on 2150/tcp. The request
 # timeout and sweep interval come from ZCC_REQUEST_TIMEOUT and
