@@ -46,11 +46,17 @@ func bigConfigFrame(tb testing.TB) []byte {
 		}
 		cfg.Nodes = append(cfg.Nodes, n)
 	}
-	ev, err := api.CC42.Encode(api.SetConfigurationRequest{Reqid: "8c4a1f32-6a5b-11ec-9d1e-0242ac110002", Config: cfg})
+	return controllerFrame(tb, api.CC42, api.SetConfigurationRequest{Reqid: "8c4a1f32-6a5b-11ec-9d1e-0242ac110002", Config: cfg})
+}
+
+// controllerFrame is m as the frame a client sends on p's controller topic.
+func controllerFrame(tb testing.TB, p *api.Profile, m api.Message) []byte {
+	tb.Helper()
+	ev, err := p.Encode(m)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	b, err := broker.EventFrame(api.CC42.ControllerTopic, ev).Encode()
+	b, err := broker.EventFrame(p.ControllerTopic, ev).Encode()
 	if err != nil {
 		tb.Fatal(err)
 	}

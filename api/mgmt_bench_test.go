@@ -23,15 +23,7 @@ func bigMgmtConfigFrame(tb testing.TB) []byte {
 	for i := range cfg.Nodes {
 		cfg.Nodes[i].MetricsPort = api.Some(broker.TCPPort(uint16(9000 + i%100)))
 	}
-	ev, err := api.Mgmt.Encode(api.StageConfigurationRequest{Reqid: clientReqid, Config: cfg})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := broker.EventFrame(api.Mgmt.ControllerTopic, ev).Encode()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return b
+	return controllerFrame(tb, api.Mgmt, api.StageConfigurationRequest{Reqid: clientReqid, Config: cfg})
 }
 
 // BenchmarkDecodeMgmtStageConfiguration1000 is
